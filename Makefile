@@ -1,0 +1,75 @@
+# The two commands a user needs: `make local` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13; the venv (and `sam build`) use the same interpreter.
+# A pyenv shim may exist yet not resolve, so each candidate must actually run as 3.13.
+PYTHON ?= $(shell for p in python3.13 $$(ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13 2>/dev/null); do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# sam finds python3.13 (for `sam build`) and its own entry point in the venv first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/dev.txt requirements/runtime.txt
+	@test -n "$(PYTHON)" || { echo "python3.13 not found: install it or pass PYTHON=/path/to/python3.13" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with everything the tests and local mode need
+
+.PHONY: test
+test: $(STAMP) ## Run every check: lint, template checks, unit, integration and packaging tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --template template.yaml
+	$(BIN)/python -m pytest
+
+.PHONY: unit
+unit: $(STAMP) ## Run the unit tests only (fast, no AWS)
+	$(BIN)/python -m pytest tests/unit
+
+.PHONY: local
+local: $(STAMP) ## Run the whole scheduler on this machine, no AWS account needed
+	@echo "Local mode arrives with issue 3 (make local); see README.md." >&2; exit 1
+
+.PHONY: build
+build: $(STAMP) ## sam build (the artifact `sam deploy` uploads)
+	$(BIN)/sam build --template template.yaml
+
+.PHONY: lint
+lint: $(STAMP) ## Lint and format-check the code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: $(STAMP) ## Format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: diagram
+diagram: $(STAMP) ## Redraw Architecture.png from docs/architecture.py (needs Graphviz: apt-get install graphviz)
+	@command -v dot >/dev/null || { echo "Graphviz is missing: apt-get install -y graphviz" >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet -r requirements/diagram.txt
+	cd docs && ../$(BIN)/python architecture.py
+
+.PHONY: bench
+bench: $(STAMP) ## Print the benchmarks' figures
+	$(BIN)/python bench/import_cost.py
+
+.PHONY: clean
+clean: ## Remove the venv, build output and caches
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""API function: `POST /schedule-task` and `GET /tasks/{task_id}`. Wiring only; the logic lives in
+the `task_scheduler` package (the SchedulerLayer)."""
+
+from __future__ import annotations
+
+import base64
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from task_scheduler.actions import build_registry
+from task_scheduler.clock import SystemClock
+from task_scheduler.errors import SchedulerError
+from task_scheduler.http_errors import error_body, status_for
+from task_scheduler.schedule_request import parse_schedule_body
+from task_scheduler.service import Scheduler
+from task_scheduler.settings import ApiSettings
+from task_scheduler.storage import TaskStore
+from task_scheduler.timing import format_utc
+from task_scheduler.triggers import EventBridgeTriggers
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+
+settings = ApiSettings.from_env()
+scheduler = Scheduler(
+    store=TaskStore(boto3.client("dynamodb"), settings.table_name),
+    triggers=EventBridgeTriggers(
+        boto3.client("events"),
+        boto3.client("lambda"),
+        settings.rule_name_prefix,
+        settings.execute_function_arn,
+    ),
+    actions=build_registry(),
+    clock=SystemClock(),
+)
+
+
+@app.post("/schedule-task")
+def schedule_task() -> Response:
+    event = app.current_event
+    body = event.body
+    raw = base64.b64decode(body) if body and event.is_base64_encoded else (body or "").encode()
+    request = parse_schedule_body(raw, event.headers.get("content-type"))
+    task, schedule = scheduler.schedule(request)
+    metrics.add_metric(name="TaskScheduled", unit=MetricUnit.Count, value=1)
+    answer = {
+        "message": "Task scheduled successfully",
+        "task_id": task.task_id,
+        "status": task.status.value,
+        "run_at": task.run_at,
+    }
+    if schedule.cron is not None:
+        answer["next_run_at"] = format_utc(schedule.first_run_at)
+    return Response(status_code=201, content_type="application/json", body=answer)
+
+
+@app.get("/tasks/<task_id>")
+def get_task(task_id: str) -> dict:
+    logger.append_keys(task_id=task_id)
+    return scheduler.get(task_id).to_api()
+
+
+@app.exception_handler(SchedulerError)
+def handle_scheduler_error(error: SchedulerError) -> Response:
+    status = status_for(error)
+    if status >= 500:
+        logger.error("request failed on a dependency", exc_info=error)
+        metrics.add_metric(name="DependencyFailure", unit=MetricUnit.Count, value=1)
+    else:
+        logger.info("request rejected", extra={"status": status, "error": error_body(error)})
+    return Response(status_code=status, content_type="application/json", body=error_body(error))
+
+
+@app.not_found
+def handle_not_found(_: Exception) -> Response:
+    return Response(
+        status_code=404,
+        content_type="application/json",
+        body={"message": f"No route for {app.current_event.http_method} {app.current_event.path}."},
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

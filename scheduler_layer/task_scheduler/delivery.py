@@ -1,0 +1,144 @@
+"""Sending a webhook over HTTP and classifying the answer (contract section 5).
+
+Built as a pipeline so that what a later issue adds slots in: headers are prepared in one place
+(where signing goes), the request is sent in one place (where address checks and pinning go), and
+the answer is classified in one place (which retries read).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from task_scheduler import USER_AGENT
+from task_scheduler.actions import ActionContext, ActionResult
+from task_scheduler.actions.webhook import WebhookRequest
+
+MAX_RESPONSE_BYTES = 64 * 1024
+MAX_EXCERPT_CHARS = 1024
+MAX_CONNECT_TIMEOUT_SECONDS = 5.0
+RETRYABLE_STATUS = frozenset({408, 429})
+
+
+class HttpWebhookDeliverer:
+    def __init__(self, session: requests.Session, user_agent: str = USER_AGENT) -> None:
+        self._session = session
+        self._user_agent = user_agent
+
+    def deliver(self, request: WebhookRequest, context: ActionContext) -> ActionResult:
+        body = prepare_body(request)
+        headers = self.prepare_headers(request, context, body)
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                request.method,
+                request.url,
+                data=body,
+                headers=headers,
+                timeout=(
+                    min(MAX_CONNECT_TIMEOUT_SECONDS, request.timeout_seconds),
+                    request.timeout_seconds,
+                ),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.Timeout:
+            return _failure(
+                started, f"timed out after {request.timeout_seconds:g} s", retryable=True
+            )
+        except requests.ConnectionError as error:
+            return _failure(started, f"connection failed: {_reason(error)}", retryable=True)
+        except requests.RequestException as error:
+            return _failure(started, f"request failed: {_reason(error)}", retryable=False)
+        try:
+            excerpt = read_excerpt(response)
+        except (requests.RequestException, OSError) as error:
+            response.close()
+            return _failure(
+                started, f"reading the response failed: {_reason(error)}", retryable=True
+            )
+        return classify(response.status_code, response.headers, excerpt, _elapsed_ms(started))
+
+    def prepare_headers(
+        self, request: WebhookRequest, context: ActionContext, body: bytes | None
+    ) -> dict[str, str]:
+        headers = dict(request.headers)
+        if body is not None and not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = self._user_agent
+        return headers
+
+
+def prepare_body(request: WebhookRequest) -> bytes | None:
+    """The JSON of `data`, compact and UTF-8; no body when the payload has no `data`."""
+    if not request.has_data:
+        return None
+    return json.dumps(request.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def read_excerpt(response: requests.Response) -> str:
+    """Reads at most MAX_RESPONSE_BYTES of the body and keeps a short text excerpt."""
+    try:
+        raw = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
+    finally:
+        response.close()
+    return raw[: MAX_EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:MAX_EXCERPT_CHARS]
+
+
+def classify(status: int, headers: Any, excerpt: str, duration_ms: int) -> ActionResult:
+    """2xx succeeds; 408, 429 and 5xx may be retried; 3xx (not followed), 410 and other 4xx fail."""
+    if 200 <= status < 300:
+        return ActionResult(True, duration_ms, status_code=status, response_excerpt=excerpt or None)
+    retryable = status in RETRYABLE_STATUS or status >= 500
+    if 300 <= status < 400:
+        error = f"HTTP {status}: redirects are not followed"
+    elif status == 410:
+        error = "HTTP 410: the receiver is gone"
+    else:
+        error = f"HTTP {status}"
+    return ActionResult(
+        False,
+        duration_ms,
+        status_code=status,
+        error=error,
+        retryable=retryable,
+        retry_after_seconds=parse_retry_after(headers.get("Retry-After")) if retryable else None,
+        response_excerpt=excerpt or None,
+    )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from `Retry-After` (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None or now is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def _failure(started: float, error: str, retryable: bool) -> ActionResult:
+    return ActionResult(False, _elapsed_ms(started), error=error, retryable=retryable)
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _reason(error: Exception) -> str:
+    # requests nests the interesting part (e.g. "Connection refused") inside urllib3's wrapper.
+    inner = error.args[0] if error.args else error
+    reason = getattr(inner, "reason", inner)
+    text = str(reason)
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,63 @@
+"""Domain exceptions. They say what went wrong; `http_errors` alone decides the HTTP status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with one field of a request, e.g. ("payload.url", "is required")."""
+
+    field: str
+    problem: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "problem": self.problem}
+
+
+class SchedulerError(Exception):
+    """Base of every error the scheduler reports to a client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(SchedulerError):
+    """The request is malformed or breaks a rule; `problems` names each field at fault."""
+
+    def __init__(self, problems: list[FieldProblem], message: str | None = None) -> None:
+        if not message:
+            first = problems[0] if problems else None
+            message = (
+                f"Invalid request: {first.field} {first.problem}." if first else "Invalid request."
+            )
+            if len(problems) > 1:
+                message = f"Invalid request: {len(problems)} fields are invalid."
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+class UnsupportedMediaType(SchedulerError):
+    """The body was sent with a Content-Type other than JSON."""
+
+
+class PayloadTooLarge(SchedulerError):
+    """The body is larger than the API accepts."""
+
+
+class TaskNotFound(SchedulerError):
+    """No task has the id the client asked for."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Task {task_id} was not found.")
+        self.task_id = task_id
+
+
+class TaskConflict(SchedulerError):
+    """The task is in a state that does not allow what was asked."""
+
+
+class DependencyFailure(SchedulerError):
+    """An AWS service the scheduler relies on failed; nothing half-written was left behind."""

@@ -1,0 +1,79 @@
+"""The body of `POST /schedule-task`: size, media type, JSON shape (contract sections 1 and 2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from task_scheduler.actions import ActionRegistry
+from task_scheduler.errors import (
+    FieldProblem,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+
+MAX_BODY_BYTES = 256 * 1024
+_FIELDS = ("action", "payload", "run_at")
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    action: Any
+    payload: Any
+    run_at: Any
+
+    def validate(self, actions: ActionRegistry) -> None:
+        """Checks the action and its payload; `run_at` is checked by the time rules."""
+        action = actions.get(self.action)
+        if self.payload is None:
+            raise InvalidRequest([FieldProblem("payload", "is required")])
+        action.validate(self.payload)
+
+
+def parse_schedule_body(body: bytes | None, content_type: str | None) -> ScheduleRequest:
+    """Turns the raw request body into a ScheduleRequest, or raises the matching domain error."""
+    if content_type is not None and not is_json_media_type(content_type):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not {content_type.split(';')[0].strip()!r}."
+        )
+    body = body or b""
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes (256 KiB).")
+    if not body.strip():
+        raise InvalidRequest([FieldProblem("body", "is empty: send a JSON object")])
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InvalidRequest(
+            [FieldProblem("body", f"is not valid JSON ({_json_reason(error)})")],
+            message="The request body is not valid JSON.",
+        ) from None
+    if not isinstance(document, dict):
+        raise InvalidRequest([FieldProblem("body", "must be a JSON object")])
+    problems = [
+        FieldProblem(name, f"is not a known field ({', '.join(_FIELDS)})")
+        for name in document
+        if name not in _FIELDS
+    ]
+    if problems:
+        raise InvalidRequest(problems)
+    return ScheduleRequest(
+        action=document.get("action"),
+        payload=document.get("payload"),
+        run_at=document.get("run_at"),
+    )
+
+
+def is_json_media_type(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _json_reason(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno} column {error.colno}"
+    return "it is not UTF-8 text"

@@ -1,0 +1,98 @@
+"""Settings, read once from the environment into frozen objects. Missing ones fail loudly."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# A rule is named "<prefix>-<uuid4>": EventBridge allows 64 characters; a UUID takes 36.
+MAX_RULE_PREFIX_LENGTH = 64 - 36 - 1
+_RULE_PREFIX = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class ConfigurationError(RuntimeError):
+    """The environment is incomplete or wrong: a deployment defect, not a client error."""
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is required and not set")
+    return value
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def _rule_prefix(environ: Mapping[str, str]) -> str:
+    prefix = _required(environ, "RULE_NAME_PREFIX")
+    if len(prefix) > MAX_RULE_PREFIX_LENGTH or not _RULE_PREFIX.match(prefix):
+        raise ConfigurationError(
+            f"RULE_NAME_PREFIX must be 1-{MAX_RULE_PREFIX_LENGTH} characters of A-Z a-z 0-9 . _ -"
+        )
+    return prefix
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    table_name: str
+    rule_name_prefix: str
+    # How long finished tasks stay readable before DynamoDB's TTL removes them.
+    finished_task_retention_days: int
+    # Local mode only: lets webhooks target 127.0.0.1 (the template never sets it).
+    allow_loopback_targets: bool
+
+    @staticmethod
+    def _common(environ: Mapping[str, str]) -> dict:
+        return {
+            "table_name": _required(environ, "TABLE_NAME"),
+            "rule_name_prefix": _rule_prefix(environ),
+            "finished_task_retention_days": _int(
+                environ, "FINISHED_TASK_RETENTION_DAYS", 30, 1, 3650
+            ),
+            "allow_loopback_targets": _flag(environ, "ALLOW_LOOPBACK_TARGETS"),
+        }
+
+
+@dataclass(frozen=True)
+class ApiSettings(CommonSettings):
+    """What the API function (schedule_task) needs."""
+
+    execute_function_arn: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ApiSettings:
+        return cls(
+            **cls._common(environ),
+            execute_function_arn=_required(environ, "EXECUTE_FUNCTION_ARN"),
+        )
+
+
+@dataclass(frozen=True)
+class ExecutorSettings(CommonSettings):
+    """What the execute function needs."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorSettings:
+        return cls(**cls._common(environ))

@@ -1,0 +1,263 @@
+"""Tasks in DynamoDB. Every state change is a conditional write, so concurrent or repeated
+invocations cannot run a task twice or move it backwards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from task_scheduler.errors import DependencyFailure
+from task_scheduler.model import MAX_RECORDED_ATTEMPTS, Attempt, Task, TaskStatus, TriggerKind
+from task_scheduler.timing import format_utc
+
+# A `pending` row whose trigger never got armed disappears by itself after this long.
+PENDING_ROW_TTL = timedelta(days=1)
+
+
+def _conditional_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _epoch(moment: datetime) -> str:
+    return str(int(moment.timestamp()))
+
+
+class TaskStore:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task | None:
+        item = self._call(
+            "read the task",
+            self._client.get_item,
+            TableName=self._table,
+            Key={"task_id": {"S": task_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        return _from_item(item) if item else None
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def create_pending(self, task: Task, now: datetime) -> None:
+        """Writes a new task as `pending`; it expires unless `mark_scheduled` follows."""
+        item = _to_item(task)
+        item["expires_at"] = {"N": _epoch(now + PENDING_ROW_TTL)}
+        self._call(
+            "store the task",
+            self._client.put_item,
+            TableName=self._table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(task_id)",
+        )
+
+    def mark_scheduled(self, task_id: str, trigger: TriggerKind, now: datetime) -> None:
+        """`pending` → `scheduled` once its trigger is armed; the row no longer expires."""
+        self._call(
+            "mark the task scheduled",
+            self._client.update_item,
+            TableName=self._table,
+            Key={"task_id": {"S": task_id}},
+            UpdateExpression="SET #status = :scheduled, #trigger = :trigger, updated_at = :now "
+            "REMOVE expires_at",
+            ConditionExpression="#status = :pending",
+            ExpressionAttributeNames={"#status": "status", "#trigger": "trigger"},
+            ExpressionAttributeValues={
+                ":scheduled": {"S": TaskStatus.SCHEDULED.value},
+                ":pending": {"S": TaskStatus.PENDING.value},
+                ":trigger": {"S": trigger.value},
+                ":now": {"S": format_utc(now)},
+            },
+        )
+
+    def delete_pending(self, task_id: str) -> None:
+        """Removes a task whose trigger could not be armed (never one a client has seen)."""
+        with contextlib.suppress(_ConditionFailed):
+            self._call(
+                "remove the unscheduled task",
+                self._client.delete_item,
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":pending": {"S": TaskStatus.PENDING.value}},
+            )
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def claim(self, task_id: str, due: str, now: datetime) -> bool:
+        """`scheduled` → `running` for the occurrence `due`. False when another invocation has it,
+        the task was cancelled, or that occurrence already ran."""
+        try:
+            self._call(
+                "claim the task",
+                self._client.update_item,
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                UpdateExpression="SET #status = :running, updated_at = :now",
+                ConditionExpression="#status = :scheduled AND next_run_at = :due",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":running": {"S": TaskStatus.RUNNING.value},
+                    ":scheduled": {"S": TaskStatus.SCHEDULED.value},
+                    ":due": {"S": due},
+                    ":now": {"S": format_utc(now)},
+                },
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def record_run(
+        self,
+        task: Task,
+        status: TaskStatus,
+        attempt: Attempt,
+        now: datetime,
+        *,
+        next_run_at: str | None,
+        error: str | None,
+        retention: timedelta,
+    ) -> None:
+        """Records a finished run of a `running` task: its attempt, its outcome, and either the
+        next occurrence (back to `scheduled`) or the end state (which then expires by TTL)."""
+        attempts = [*task.attempts, attempt][-MAX_RECORDED_ATTEMPTS:]
+        names = {"#status": "status"}
+        values: dict[str, Any] = {
+            ":status": {"S": status.value},
+            ":running": {"S": TaskStatus.RUNNING.value},
+            ":now": {"S": format_utc(now)},
+            ":attempts": {"L": [_attempt_item(a) for a in attempts]},
+            ":one": {"N": "1"},
+        }
+        sets = ["#status = :status", "updated_at = :now", "attempts = :attempts"]
+        removes = []
+        sets.append("runs = if_not_exists(runs, :zero) + :one")
+        values[":zero"] = {"N": "0"}
+        if error is None:
+            removes.append("last_error")
+        else:
+            sets.append("last_error = :error")
+            values[":error"] = {"S": error}
+        if next_run_at is None:
+            removes.append("next_run_at")
+        else:
+            sets.append("next_run_at = :next")
+            values[":next"] = {"S": next_run_at}
+        if status.finished:
+            sets.append("expires_at = :expires")
+            values[":expires"] = {"N": _epoch(now + retention)}
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        self._call(
+            "record the run",
+            self._client.update_item,
+            TableName=self._table,
+            Key={"task_id": {"S": task.task_id}},
+            UpdateExpression=expression,
+            ConditionExpression="#status = :running",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _call(what: str, operation: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return operation(**kwargs)
+        except ClientError as error:
+            if _conditional_failure(error):
+                raise _ConditionFailed() from error
+            code = error.response.get("Error", {}).get("Code", "error")
+            raise DependencyFailure(f"Could not {what}: DynamoDB answered {code}.") from error
+        except BotoCoreError as error:
+            raise DependencyFailure(f"Could not {what}: DynamoDB was unreachable.") from error
+
+
+class _ConditionFailed(Exception):
+    """A conditional write found the task in another state."""
+
+
+# -- item mapping (the payload is stored as JSON text: any JSON value, floats included) -----------
+
+
+def _to_item(task: Task) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "task_id": {"S": task.task_id},
+        "action": {"S": task.action},
+        "payload": {"S": json.dumps(task.payload, separators=(",", ":"), ensure_ascii=False)},
+        "run_at": {"S": task.run_at},
+        "status": {"S": task.status.value},
+        "created_at": {"S": task.created_at},
+        "updated_at": {"S": task.updated_at},
+        "recurring": {"BOOL": task.recurring},
+        "runs": {"N": str(task.runs)},
+        "attempts": {"L": [_attempt_item(a) for a in task.attempts]},
+    }
+    if task.next_run_at is not None:
+        item["next_run_at"] = {"S": task.next_run_at}
+    if task.trigger is not None:
+        item["trigger"] = {"S": task.trigger.value}
+    if task.last_error is not None:
+        item["last_error"] = {"S": task.last_error}
+    return item
+
+
+def _attempt_item(attempt: Attempt) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "attempt": {"N": str(attempt.attempt)},
+        "started_at": {"S": attempt.started_at},
+        "duration_ms": {"N": str(attempt.duration_ms)},
+    }
+    if attempt.status_code is not None:
+        fields["status_code"] = {"N": str(attempt.status_code)}
+    if attempt.error is not None:
+        fields["error"] = {"S": attempt.error}
+    if attempt.response_excerpt is not None:
+        fields["response_excerpt"] = {"S": attempt.response_excerpt}
+    return {"M": fields}
+
+
+def _from_item(item: dict[str, Any]) -> Task:
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    attempts = []
+    for entry in item.get("attempts", {}).get("L", []):
+        fields = entry["M"]
+        attempts.append(
+            Attempt(
+                attempt=int(fields["attempt"]["N"]),
+                started_at=fields["started_at"]["S"],
+                duration_ms=int(fields["duration_ms"]["N"]),
+                status_code=int(fields["status_code"]["N"]) if "status_code" in fields else None,
+                error=fields["error"]["S"] if "error" in fields else None,
+                response_excerpt=fields["response_excerpt"]["S"]
+                if "response_excerpt" in fields
+                else None,
+            )
+        )
+    trigger = text("trigger")
+    return Task(
+        task_id=item["task_id"]["S"],
+        action=item["action"]["S"],
+        payload=json.loads(item["payload"]["S"]),
+        run_at=item["run_at"]["S"],
+        status=TaskStatus(item["status"]["S"]),
+        created_at=item["created_at"]["S"],
+        updated_at=item["updated_at"]["S"],
+        recurring=item.get("recurring", {}).get("BOOL", False),
+        next_run_at=text("next_run_at"),
+        trigger=TriggerKind(trigger) if trigger else None,
+        attempts=tuple(attempts),
+        runs=int(item.get("runs", {}).get("N", "0")),
+        last_error=text("last_error"),
+    )

@@ -1,0 +1,142 @@
+"""The time rules, in one place: parsing `run_at`, the UTC format, and when a trigger must fire.
+
+EventBridge fires a scheduled rule at some second within the rule's minute, and a rule created
+after EventBridge has evaluated a minute never fires for that minute. Hence:
+- a one-shot rule is armed for the minute of `run_at`; when it fires early within that minute,
+  the execute function waits out the remaining seconds, so no task ever runs before `run_at`;
+- a one-shot task whose minute has begun, or begins within `RULE_LEAD_SECONDS`, is dispatched
+  straight to the execute function (an asynchronous Lambda invocation), which waits until `run_at`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from dateutil.parser import isoparse
+
+from task_scheduler.cron import CronError, CronSchedule, parse_cron
+from task_scheduler.errors import FieldProblem, InvalidRequest
+
+MAX_YEAR = 2199
+RULE_LEAD_SECONDS = 10
+# The earliest an execute invocation can legitimately arrive before its run time: a rule may fire
+# at the first second of the run time's minute, a direct dispatch up to a minute and the lead early.
+MAX_EARLY_ARRIVAL = timedelta(seconds=60 + RULE_LEAD_SECONDS)
+
+_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a task runs: once at a time, or on a cron expression."""
+
+    run_at: str  # what the client is answered: the normalised UTC time, or the cron as given
+    first_run_at: datetime  # first occurrence, aware UTC, whole seconds
+    cron: CronSchedule | None = None
+
+    @property
+    def recurring(self) -> bool:
+        return self.cron is not None and not self.cron.is_single_moment()
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The occurrence after `moment`, or None when the schedule has no more."""
+        if self.cron is None:
+            return None
+        return self.cron.next_after(moment)
+
+
+def format_utc(moment: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SSZ`, the one format the API and the table use for times."""
+    return _as_utc(moment).strftime(_FORMAT)
+
+
+def parse_stored_utc(text: str) -> datetime:
+    """Reads back a time written by `format_utc`."""
+    return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: the scheduler only handles aware UTC times")
+    return moment.astimezone(UTC)
+
+
+def _problem(text: str) -> InvalidRequest:
+    return InvalidRequest([FieldProblem("run_at", text)])
+
+
+def parse_run_at(value: object, now: datetime) -> Schedule:
+    """Validates `run_at` as the contract defines it, raising InvalidRequest naming `run_at`."""
+    if value is None:
+        raise _problem("is required")
+    if not isinstance(value, str):
+        raise _problem(
+            "must be a string: an ISO 8601 time with an offset or a cron(...) expression"
+        )
+    text = value.strip()
+    if not text:
+        raise _problem("is required")
+    now = _as_utc(now)
+    if "(" in text:
+        return _parse_cron_run_at(text, now)
+    return _parse_iso_run_at(text, now)
+
+
+def _parse_cron_run_at(text: str, now: datetime) -> Schedule:
+    try:
+        cron = parse_cron(text)
+    except CronError as error:
+        raise _problem(f"is not a valid EventBridge cron expression: {error.problem}") from None
+    first = cron.next_after(now)
+    if first is None:
+        raise _problem("is a cron expression with no future occurrence")
+    return Schedule(run_at=text, first_run_at=first, cron=cron)
+
+
+def _parse_iso_run_at(text: str, now: datetime) -> Schedule:
+    try:
+        parsed = isoparse(text)
+    except (ValueError, OverflowError):
+        raise _problem(
+            "is not a valid time: use ISO 8601 with an offset, e.g. 2030-05-19T17:56:00Z, "
+            "or a cron(...) expression"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _problem(f"has no UTC offset: add Z for UTC, e.g. {text}Z, or an offset like +02:00")
+    # Round a fractional second up, never down: a task must not run before the time asked for.
+    try:
+        moment = parsed.astimezone(UTC)
+    except OverflowError:
+        raise _problem(f"must not be later than the year {MAX_YEAR}") from None
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    if moment.year > MAX_YEAR:
+        raise _problem(f"must not be later than the year {MAX_YEAR}")
+    if moment <= now:
+        raise _problem(
+            f"must be in the future (it is {format_utc(moment)}, now is {format_utc(now)})"
+        )
+    return Schedule(run_at=format_utc(moment), first_run_at=moment)
+
+
+def minute_start(moment: datetime) -> datetime:
+    return _as_utc(moment).replace(second=0, microsecond=0)
+
+
+def one_shot_rule_expression(moment: datetime) -> str:
+    """The EventBridge cron that matches only the minute of `moment`."""
+    at = _as_utc(moment)
+    return f"cron({at.minute} {at.hour} {at.day} {at.month} ? {at.year})"
+
+
+def needs_direct_dispatch(fire_at: datetime, now: datetime) -> bool:
+    """True when a rule for `fire_at`'s minute may be created too late to fire (module doc)."""
+    return minute_start(fire_at) < _as_utc(now) + timedelta(seconds=RULE_LEAD_SECONDS)
+
+
+def seconds_until(moment: datetime, now: datetime) -> float:
+    """How long to wait before `moment` (0 when it has passed), rounded up to the millisecond."""
+    remaining = (_as_utc(moment) - _as_utc(now)).total_seconds()
+    return max(0.0, math.ceil(remaining * 1000) / 1000)
