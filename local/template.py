@@ -1,0 +1,148 @@
+"""Reads template.yaml so that local mode and the tests build exactly what the template declares,
+instead of a second hand-written definition that could drift."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that keeps CloudFormation's short-form tags (`!Ref X` → {"Ref": "X"})."""
+
+
+def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == kind
+    }
+
+
+def parameter_defaults(template: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: spec["Default"]
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec
+    }
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    function: str  # logical id of the function
+    method: str  # upper case
+    path: str  # API Gateway resource path, e.g. /tasks/{task_id}
+
+
+def api_routes(template: dict[str, Any]) -> list[ApiRoute]:
+    """Every `Api` event of every function: the routes API Gateway would serve."""
+    routes = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") == "Api":
+                props = event["Properties"]
+                routes.append(ApiRoute(name, props["Method"].upper(), props["Path"]))
+    return routes
+
+
+def function_environment(
+    template: dict[str, Any], function: str, resolve: dict[str, str]
+) -> dict[str, str]:
+    """The function's environment (Globals merged with its own), intrinsics resolved via
+    `resolve`, a map from `Ref` names and `GetAtt` "Name.Attr" strings to values."""
+    merged: dict[str, Any] = {}
+    merged.update(
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    own = template["Resources"][function].get("Properties", {})
+    merged.update(own.get("Environment", {}).get("Variables", {}))
+    return {key: str(resolve_value(value, resolve)) for key, value in merged.items()}
+
+
+def resolve_value(value: Any, resolve: dict[str, str]) -> Any:
+    """Resolves `Ref`, `Fn::GetAtt` and `Fn::Sub` against `resolve` (AWS:: pseudo names included)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return _lookup(resolve, arg)
+        if key == "Fn::GetAtt":
+            return _lookup(resolve, ".".join(arg))
+        if key == "Fn::Sub":
+            return _substitute(arg, resolve)
+    if isinstance(value, dict):
+        return {k: resolve_value(v, resolve) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_value(v, resolve) for v in value]
+    return value
+
+
+def _lookup(resolve: dict[str, str], name: str) -> str:
+    if name not in resolve:
+        raise KeyError(f"local mode cannot resolve {name!r} from template.yaml")
+    return resolve[name]
+
+
+def _substitute(text: str, resolve: dict[str, str]) -> str:
+    out, rest = [], text
+    while "${" in rest:
+        before, _, after = rest.partition("${")
+        name, _, rest = after.partition("}")
+        out.append(before)
+        out.append(_lookup(resolve, name))
+    out.append(rest)
+    return "".join(out)
+
+
+def create_tables(
+    dynamodb: Any, template: dict[str, Any], name_for: dict[str, str]
+) -> dict[str, str]:
+    """Creates every DynamoDB table of the template; returns logical id → table name."""
+    created = {}
+    for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        table_name = name_for.get(logical_id, logical_id)
+        args: dict[str, Any] = {
+            "TableName": table_name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        dynamodb.create_table(**args)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(
+                TableName=table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        created[logical_id] = table_name
+    return created

@@ -1,0 +1,147 @@
+"""Both handlers under moto's mock_aws, with the table built from template.yaml."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.template import create_tables, load_template
+from tests.support.events import api_event
+from tests.support.lambda_runtime import ROOT, FakeLambdaContext, load_handler_module
+from tests.support.receiver import Receiver, running_receiver
+
+REGION = "us-east-1"
+RULE_PREFIX = "test-sched"
+TABLE_NAME = "test-tasks"
+EXECUTE_FUNCTION = "execute-task"
+
+
+@dataclass
+class Aws:
+    dynamodb: Any
+    events: Any
+    lambda_: Any
+    execute_function_arn: str
+
+    def item(self, task_id: str) -> dict[str, Any] | None:
+        return self.dynamodb.get_item(TableName=TABLE_NAME, Key={"task_id": {"S": task_id}}).get(
+            "Item"
+        )
+
+    def rule_names(self) -> list[str]:
+        return [r["Name"] for r in self.events.list_rules(NamePrefix=RULE_PREFIX)["Rules"]]
+
+    def table_is_empty(self) -> bool:
+        return self.dynamodb.scan(TableName=TABLE_NAME)["Count"] == 0
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[Aws]:
+    # Lambda without Docker: a direct dispatch is accepted by moto but runs nothing, and the tests
+    # play the part of Lambda by invoking the execute handler themselves.
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_tables(dynamodb, load_template(), {"TasksTable": TABLE_NAME})
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(
+            RoleName="execute-task-role",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        lambda_ = boto3.client("lambda", region_name=REGION)
+        arn = lambda_.create_function(
+            FunctionName=EXECUTE_FUNCTION,
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": _empty_zip()},
+        )["FunctionArn"]
+        yield Aws(dynamodb, boto3.client("events", region_name=REGION), lambda_, arn)
+
+
+def _empty_zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class Handlers:
+    schedule: ModuleType
+    execute: ModuleType
+
+    def api(self, method: str, path: str, body: Any = None, **kwargs: Any) -> dict[str, Any]:
+        return self.schedule.lambda_handler(api_event(method, path, body, **kwargs), context())
+
+    def api_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        return self.schedule.lambda_handler(event, context())
+
+    def run(self, task_id: str) -> dict[str, Any]:
+        return self.execute.lambda_handler({"task_id": task_id}, context())
+
+
+def context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def function_env(monkeypatch: pytest.MonkeyPatch, aws: Aws) -> None:
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("RULE_NAME_PREFIX", RULE_PREFIX)
+    monkeypatch.setenv("EXECUTE_FUNCTION_ARN", aws.execute_function_arn)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "task-scheduler")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ServerlessTaskScheduler")
+    monkeypatch.setenv("ALLOW_LOOPBACK_TARGETS", "true")
+
+
+@pytest.fixture
+def handlers(function_env: None) -> Handlers:
+    return Handlers(
+        schedule=load_handler_module(ROOT / "schedule_task"),
+        execute=load_handler_module(ROOT / "execute_task"),
+    )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as running:
+        yield running
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
