@@ -88,7 +88,7 @@ def function_environment(
 
 
 def resolve_value(value: Any, resolve: dict[str, str]) -> Any:
-    """Resolves `Ref`, `Fn::GetAtt` and `Fn::Sub` against `resolve` (AWS:: pseudo names included)."""
+    """Resolves `Ref`, `Fn::GetAtt` and `Fn::Sub` against `resolve` (pseudo names included)."""
     if isinstance(value, dict) and len(value) == 1:
         ((key, arg),) = value.items()
         if key == "Ref":

@@ -62,7 +62,9 @@ def schedule_task() -> Response:
 @app.get("/tasks/<task_id>")
 def get_task(task_id: str) -> dict:
     logger.append_keys(task_id=task_id)
-    return scheduler.get(task_id).to_api()
+    task = scheduler.get(task_id)
+    metrics.add_metric(name="TaskRead", unit=MetricUnit.Count, value=1)
+    return task.to_api()
 
 
 @app.exception_handler(SchedulerError)
@@ -73,11 +75,13 @@ def handle_scheduler_error(error: SchedulerError) -> Response:
         metrics.add_metric(name="DependencyFailure", unit=MetricUnit.Count, value=1)
     else:
         logger.info("request rejected", extra={"status": status, "error": error_body(error)})
+        metrics.add_metric(name="RequestRejected", unit=MetricUnit.Count, value=1)
     return Response(status_code=status, content_type="application/json", body=error_body(error))
 
 
 @app.not_found
 def handle_not_found(_: Exception) -> Response:
+    metrics.add_metric(name="RequestRejected", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=404,
         content_type="application/json",

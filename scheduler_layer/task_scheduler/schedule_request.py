@@ -44,7 +44,7 @@ def parse_schedule_body(body: bytes | None, content_type: str | None) -> Schedul
     if not body.strip():
         raise InvalidRequest([FieldProblem("body", "is empty: send a JSON object")])
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidRequest(
             [FieldProblem("body", f"is not valid JSON ({_json_reason(error)})")],
@@ -73,7 +73,13 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _json_reason(error: Exception) -> str:
     if isinstance(error, json.JSONDecodeError):
         return f"{error.msg} at line {error.lineno} column {error.colno}"
-    return "it is not UTF-8 text"
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return str(error)

@@ -32,6 +32,10 @@ from task_scheduler.triggers import Triggers
 
 logger = Logger(child=True)
 
+# How long the execute side waits for a `pending` task to become `scheduled` (see Executor).
+PENDING_GRACE = timedelta(seconds=10)
+PENDING_POLL_SECONDS = 0.2
+
 
 def new_task_id() -> str:
     return str(uuid.uuid4())
@@ -64,7 +68,6 @@ class Scheduler:
         now = self._clock.now()
         schedule = _validated_schedule(request, self._actions, now)
         task_id = self._new_id()
-        logger.append_keys(task_id=task_id)
         task = new_task(
             task_id=task_id,
             action=request.action,
@@ -94,6 +97,7 @@ class Scheduler:
         logger.info(
             "task scheduled",
             extra={
+                "task_id": task_id,
                 "run_at": task.run_at,
                 "next_run_at": task.next_run_at,
                 "trigger": trigger.value,
@@ -116,7 +120,7 @@ class Scheduler:
         except DependencyFailure:
             # What is left is a `pending` row (never shown, expires by TTL) and at most a trigger
             # whose execution finds the task not `scheduled` and does nothing.
-            logger.exception("could not undo a failed scheduling")
+            logger.exception("could not undo a failed scheduling", extra={"task_id": task_id})
 
 
 def _validated_schedule(
@@ -180,6 +184,8 @@ class Executor:
 
     def run(self, task_id: str) -> RunReport:
         task = self._store.get(task_id)
+        if task is not None and task.status is TaskStatus.PENDING:
+            task = self._await_acknowledgement(task)
         if task is None:
             logger.warning("execute event for an unknown task; ignoring it")
             return RunReport(RunOutcome.UNKNOWN_TASK)
@@ -230,6 +236,19 @@ class Executor:
             response_excerpt=result.response_excerpt,
         )
         return self._record(task, result, attempt, lateness_ms)
+
+    def _await_acknowledgement(self, task: Task) -> Task | None:
+        """A direct dispatch is sent before the API marks the task `scheduled` (the trigger must
+        exist first), so it can arrive while the task is still `pending`: give the API a moment."""
+        deadline = self._clock.now() + PENDING_GRACE
+        current: Task | None = task
+        while current is not None and current.status is TaskStatus.PENDING:
+            if self._clock.now() >= deadline:
+                logger.info("task stayed pending: its scheduling failed or was undone")
+                break
+            self._clock.sleep(PENDING_POLL_SECONDS)
+            current = self._store.get(task.task_id)
+        return current
 
     def _record(
         self, task: Task, result: ActionResult, attempt: Attempt, lateness_ms: int

@@ -105,11 +105,13 @@ def _parse_iso_run_at(text: str, now: datetime) -> Schedule:
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise _problem(f"has no UTC offset: add Z for UTC, e.g. {text}Z, or an offset like +02:00")
-    # Round a fractional second up, never down: a task must not run before the time asked for.
+    if parsed.year > MAX_YEAR:
+        raise _problem(f"must not be later than the year {MAX_YEAR}")
     try:
         moment = parsed.astimezone(UTC)
-    except OverflowError:
-        raise _problem(f"must not be later than the year {MAX_YEAR}") from None
+    except OverflowError:  # before the year 1 once shifted to UTC
+        raise _problem(f"must be in the future (now is {format_utc(now)})") from None
+    # Round a fractional second up, never down: a task must not run before the time asked for.
     if moment.microsecond:
         moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     if moment.year > MAX_YEAR:

@@ -30,7 +30,8 @@ def load_handler_module(code_dir: Path | str) -> ModuleType:
     path = Path(code_dir) / "app.py"
     name = f"{Path(code_dir).name}_app_{next(_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,0 +1,172 @@
+"""The execute handler under moto, delivering to a real receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+from task_scheduler import USER_AGENT
+from task_scheduler.timing import format_utc, parse_stored_utc
+from tests.integration.conftest import RULE_PREFIX, Aws, Handlers, body_of, context
+from tests.support.receiver import Answer, Receiver
+from tests.support.timing import earliest_rule_minute, seconds_from_now
+
+
+def _schedule(handlers: Handlers, receiver: Receiver, run_at: str, **payload: object) -> str:
+    body = {
+        "action": "webhook",
+        "payload": {"url": f"{receiver.url}/hooks/report", "data": {"msg": "hi"}, **payload},
+        "run_at": run_at,
+    }
+    response = handlers.api("POST", "/schedule-task", body)
+    assert response["statusCode"] == 201, response["body"]
+    return body_of(response)["task_id"]
+
+
+def _task(handlers: Handlers, task_id: str) -> dict:
+    return body_of(handlers.api("GET", f"/tasks/{task_id}"))
+
+
+def test_imminent_task_is_dispatched_directly_and_never_runs_early(
+    aws: Aws, handlers: Handlers, receiver: Receiver
+) -> None:
+    run_at = seconds_from_now(2)
+    task_id = _schedule(
+        handlers,
+        receiver,
+        run_at,
+        method="PUT",
+        headers={"X-Tenant": "acme", "Authorization": "Bearer t0ken"},
+        timeout_seconds=5,
+    )
+    # Its minute has begun, so no rule could fire in time: no rule, a direct dispatch instead.
+    assert aws.rule_names() == []
+    assert aws.item(task_id)["trigger"]["S"] == "direct"
+
+    outcome = handlers.run(task_id)  # what Lambda does with the dispatched event
+
+    assert outcome == {"task_id": task_id, "outcome": "completed"}
+    (request,) = receiver.requests
+    assert request.received_at >= parse_stored_utc(run_at)
+    assert request.method == "PUT"
+    assert request.path == "/hooks/report"
+    assert json.loads(request.body) == {"msg": "hi"}
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == USER_AGENT
+    assert request.headers["X-Tenant"] == "acme"
+    assert request.headers["Authorization"] == "Bearer t0ken"
+
+    task = _task(handlers, task_id)
+    assert task["status"] == "completed"
+    (attempt,) = task["attempts"]
+    assert attempt["attempt"] == 1
+    assert attempt["status_code"] == 200
+    assert attempt["duration_ms"] >= 0
+    assert attempt["started_at"] >= run_at
+    assert "expires_at" in aws.item(task_id)  # finished tasks expire by TTL
+
+
+def test_rule_path_end_to_end(aws: Aws, handlers: Handlers, receiver: Receiver) -> None:
+    run_at = format_utc(earliest_rule_minute())
+    task_id = _schedule(handlers, receiver, run_at)
+    rule_name = f"{RULE_PREFIX}-{task_id}"
+    (target,) = aws.events.list_targets_by_rule(Rule=rule_name)["Targets"]
+
+    # EventBridge invokes the target with its Input; the handler waits out the early seconds.
+    outcome = handlers.execute.lambda_handler(json.loads(target["Input"]), context())
+
+    assert outcome["outcome"] == "completed"
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0].received_at >= parse_stored_utc(run_at)
+    assert _task(handlers, task_id)["status"] == "completed"
+    assert aws.rule_names() == []
+
+
+def test_running_twice_calls_the_receiver_once(
+    aws: Aws, handlers: Handlers, receiver: Receiver
+) -> None:
+    task_id = _schedule(handlers, receiver, seconds_from_now(1))
+    first = handlers.run(task_id)
+    second = handlers.run(task_id)
+    assert first["outcome"] == "completed"
+    assert second["outcome"] == "not_scheduled"
+    assert len(receiver.requests) == 1
+
+
+def test_concurrent_runs_call_the_receiver_once(
+    aws: Aws, handlers: Handlers, receiver: Receiver
+) -> None:
+    task_id = _schedule(handlers, receiver, seconds_from_now(1))
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        outcomes.append(handlers.run(task_id)["outcome"])
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes).count("completed") == 1
+    assert len(outcomes) == 4
+    assert len(receiver.wait_for(1, timeout=1)) == 1
+
+
+def test_failing_receiver_fails_the_task_with_the_reason(
+    aws: Aws, handlers: Handlers, receiver: Receiver
+) -> None:
+    receiver.default = Answer(status=404, body=b"no such hook")
+    task_id = _schedule(handlers, receiver, seconds_from_now(1))
+    assert handlers.run(task_id)["outcome"] == "failed"
+    task = _task(handlers, task_id)
+    assert task["status"] == "failed"
+    assert task["last_error"] == "HTTP 404"
+    assert task["attempts"][0]["status_code"] == 404
+    assert task["attempts"][0]["response_excerpt"] == "no such hook"
+
+
+def test_redirect_is_not_followed(aws: Aws, handlers: Handlers, receiver: Receiver) -> None:
+    receiver.default = Answer(status=302, headers={"Location": f"{receiver.url}/elsewhere"})
+    task_id = _schedule(handlers, receiver, seconds_from_now(1))
+    assert handlers.run(task_id)["outcome"] == "failed"
+    assert [r.path for r in receiver.requests] == ["/hooks/report"]
+
+
+def test_timeout_is_recorded(aws: Aws, handlers: Handlers, receiver: Receiver) -> None:
+    receiver.default = Answer(delay_seconds=2.5)
+    task_id = _schedule(handlers, receiver, seconds_from_now(1), timeout_seconds=1)
+    assert handlers.run(task_id)["outcome"] == "failed"
+    assert "timed out" in _task(handlers, task_id)["last_error"]
+
+
+def test_unknown_task_is_logged_and_returns_normally(aws: Aws, handlers: Handlers) -> None:
+    outcome = handlers.run("123e4567-e89b-42d3-a456-426614174000")
+    assert outcome["outcome"] == "unknown_task"
+
+
+def test_event_without_task_id_returns_normally(aws: Aws, handlers: Handlers) -> None:
+    assert handlers.execute.lambda_handler({"detail": {}}, context())["outcome"] == "invalid_event"
+
+
+def test_recurring_task_returns_to_scheduled_after_a_run(
+    aws: Aws, handlers: Handlers, receiver: Receiver
+) -> None:
+    task_id = _schedule(handlers, receiver, "cron(* * * * ? *)")
+    task = _task(handlers, task_id)
+    due = parse_stored_utc(task["next_run_at"])
+    assert (due - datetime.now(UTC)).total_seconds() <= 60
+
+    assert handlers.run(task_id)["outcome"] == "rescheduled"
+
+    after = _task(handlers, task_id)
+    assert after["status"] == "scheduled"
+    assert after["runs"] == 1
+    assert parse_stored_utc(after["next_run_at"]) > due
+    assert len(after["attempts"]) == 1
+    assert aws.rule_names() == [f"{RULE_PREFIX}-{task_id}"]  # the rule stays
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0].received_at >= due

@@ -1,0 +1,252 @@
+"""Unit tests for task_scheduler.schedule_request: the raw body of POST /schedule-task.
+
+Contract sections 1 (body limits, fields) and 2 (400 / 413 / 415).
+"""
+
+import json
+
+import pytest
+
+from task_scheduler.actions import ActionRegistry, build_registry
+from task_scheduler.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from task_scheduler.schedule_request import (
+    MAX_BODY_BYTES,
+    ScheduleRequest,
+    is_json_media_type,
+    parse_schedule_body,
+)
+
+VALID = {
+    "action": "webhook",
+    "payload": {"url": "https://example.com/hooks/report", "data": {"msg": "Hello"}},
+    "run_at": "2030-05-19T17:56:00Z",
+}
+
+
+def encode(document) -> bytes:
+    return json.dumps(document).encode("utf-8")
+
+
+def problems_of(body, content_type="application/json"):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_schedule_body(body, content_type)
+    return [(p.field, p.problem) for p in caught.value.problems]
+
+
+# --- a valid body -----------------------------------------------------------------------------
+
+
+def test_valid_body_is_parsed_into_a_request():
+    request = parse_schedule_body(encode(VALID), "application/json")
+    assert request == ScheduleRequest(
+        action="webhook",
+        payload={"url": "https://example.com/hooks/report", "data": {"msg": "Hello"}},
+        run_at="2030-05-19T17:56:00Z",
+    )
+
+
+def test_missing_fields_are_left_for_validation():
+    request = parse_schedule_body(b"{}", "application/json")
+    assert request == ScheduleRequest(action=None, payload=None, run_at=None)
+
+
+# --- Content-Type -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "  application/json  ",
+        "application/merge-patch+json",
+        None,  # a missing Content-Type is accepted
+    ],
+)
+def test_json_or_missing_content_type_is_accepted(content_type):
+    assert parse_schedule_body(encode(VALID), content_type).action == "webhook"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/json",
+        "application/xml",
+        "application/jsonp",
+    ],
+)
+def test_non_json_content_type_is_unsupported(content_type):
+    with pytest.raises(UnsupportedMediaType) as caught:
+        parse_schedule_body(encode(VALID), content_type)
+    media_type = content_type.split(";")[0].strip()
+    assert caught.value.message == f"Content-Type must be application/json, not {media_type!r}."
+
+
+def test_is_json_media_type():
+    assert is_json_media_type("application/json;charset=UTF-8") is True
+    assert is_json_media_type("application/vnd.api+json") is True
+    assert is_json_media_type("application/json-seq") is False
+    assert is_json_media_type("text/plain") is False
+
+
+# --- size -------------------------------------------------------------------------------------
+
+
+def padded_body(size: int) -> bytes:
+    """A valid JSON object of exactly `size` bytes."""
+    base = encode({**VALID, "payload": {**VALID["payload"], "data": ""}})
+    filler = size - len(base)
+    assert filler >= 0
+    body = encode({**VALID, "payload": {**VALID["payload"], "data": "x" * filler}})
+    assert len(body) == size
+    return body
+
+
+def test_body_of_exactly_256_kib_is_accepted():
+    assert MAX_BODY_BYTES == 256 * 1024
+    request = parse_schedule_body(padded_body(MAX_BODY_BYTES), "application/json")
+    assert len(request.payload["data"]) > 250_000
+
+
+def test_body_one_byte_over_256_kib_is_too_large():
+    with pytest.raises(PayloadTooLarge) as caught:
+        parse_schedule_body(padded_body(MAX_BODY_BYTES + 1), "application/json")
+    assert "262144" in caught.value.message
+
+
+def test_too_large_body_is_rejected_before_parsing():
+    # Not JSON at all, but the size is what is reported.
+    with pytest.raises(PayloadTooLarge):
+        parse_schedule_body(b"x" * (MAX_BODY_BYTES + 1), None)
+
+
+# --- not JSON, not an object ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [None, b"", b"   \n"])
+def test_empty_body_is_invalid(body):
+    assert problems_of(body) == [("body", "is empty: send a JSON object")]
+
+
+@pytest.mark.parametrize("body", [b"{", b"{'action': 'webhook'}", b"action=webhook", b'{"a":1,}'])
+def test_invalid_json_is_invalid_request(body):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_schedule_body(body, "application/json")
+    assert caught.value.message == "The request body is not valid JSON."
+    [problem] = caught.value.problems
+    assert problem.field == "body"
+    assert problem.problem.startswith("is not valid JSON (")
+    assert "line 1 column" in problem.problem
+
+
+def test_non_utf8_body_is_invalid_json():
+    [(field, problem)] = problems_of(b'{"action": "\xff\xfe"}')
+    assert field == "body"
+    assert problem == "is not valid JSON (it is not UTF-8 text)"
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"], ids=["nan", "inf", "-inf"])
+def test_non_standard_json_numbers_are_invalid_json(literal):
+    # NaN and Infinity are not JSON (RFC 8259); contract section 2: a body that is not valid
+    # JSON is a 400. Accepting them would later send `NaN` as a webhook body.
+    body = (
+        b'{"action": "webhook", "payload": {"url": "https://example.com", "data": '
+        + literal
+        + b'}, "run_at": "2030-05-19T17:56:00Z"}'
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        parse_schedule_body(body, "application/json")
+    assert [p.field for p in caught.value.problems] == ["body"]
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"webhook"', b"42", b"null", b"true"])
+def test_non_object_json_is_invalid(body):
+    assert problems_of(body) == [("body", "must be a JSON object")]
+
+
+def test_unknown_top_level_fields_are_each_named():
+    document = {**VALID, "timezone_typo": "UTC", "extra": 1}
+    assert problems_of(encode(document)) == [
+        ("timezone_typo", "is not a known field (action, payload, run_at)"),
+        ("extra", "is not a known field (action, payload, run_at)"),
+    ]
+
+
+def test_invalid_request_message_counts_several_problems():
+    with pytest.raises(InvalidRequest) as caught:
+        parse_schedule_body(encode({**VALID, "a": 1, "b": 2}), None)
+    assert caught.value.message == "Invalid request: 2 fields are invalid."
+
+
+def test_invalid_request_message_names_a_single_problem():
+    with pytest.raises(InvalidRequest) as caught:
+        parse_schedule_body(b"[]", None)
+    assert caught.value.message == "Invalid request: body must be a JSON object."
+
+
+# --- ScheduleRequest.validate and the registry ------------------------------------------------
+
+
+def validation_problems(request: ScheduleRequest):
+    with pytest.raises(InvalidRequest) as caught:
+        request.validate(build_registry())
+    return [(p.field, p.problem) for p in caught.value.problems]
+
+
+def test_valid_request_validates():
+    parse_schedule_body(encode(VALID), None).validate(build_registry())
+
+
+def test_missing_action_is_required_and_names_the_supported_ones():
+    request = ScheduleRequest(action=None, payload=VALID["payload"], run_at=VALID["run_at"])
+    assert validation_problems(request) == [("action", 'is required (supported: "webhook")')]
+
+
+@pytest.mark.parametrize(
+    ("action", "shown"),
+    [("email", '"email"'), ("Webhook", '"Webhook"'), (5, "5"), (["webhook"], "['webhook']")],
+)
+def test_unknown_action_names_the_supported_ones(action, shown):
+    request = ScheduleRequest(action=action, payload=VALID["payload"], run_at=VALID["run_at"])
+    assert validation_problems(request) == [
+        ("action", f'{shown} is not supported (supported: "webhook")')
+    ]
+
+
+def test_registry_lists_every_supported_action_sorted():
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+    registry = ActionRegistry([Fake("webhook"), Fake("email"), Fake("sqs")])
+    assert registry.names == ["email", "sqs", "webhook"]
+    with pytest.raises(InvalidRequest) as caught:
+        registry.get("sms")
+    [problem] = caught.value.problems
+    assert problem.field == "action"
+    assert problem.problem == '"sms" is not supported (supported: "email", "sqs", "webhook")'
+    assert registry.get("sqs").name == "sqs"
+
+
+def test_long_unknown_action_is_shortened_in_the_problem():
+    request = ScheduleRequest(action="x" * 100, payload=VALID["payload"], run_at=None)
+    [(field, problem)] = validation_problems(request)
+    assert field == "action"
+    assert problem.startswith('"' + "x" * 36 + "...")
+    assert "x" * 41 not in problem
+
+
+def test_missing_payload_is_required():
+    request = ScheduleRequest(action="webhook", payload=None, run_at=VALID["run_at"])
+    assert validation_problems(request) == [("payload", "is required")]
+
+
+def test_payload_problems_come_from_the_action():
+    request = ScheduleRequest(action="webhook", payload={"url": "ftp://x"}, run_at=None)
+    assert validation_problems(request) == [
+        ("payload.url", "must be an absolute http:// or https:// URL")
+    ]

@@ -1,0 +1,354 @@
+"""Unit tests for service.Scheduler with small in-memory fakes (no AWS).
+
+Contract sections 1 and 2: a 201 only once the trigger is armed; bad input and failed dependencies
+leave nothing behind; unknown and never-acknowledged tasks are 404.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools import Logger
+
+from task_scheduler.actions import build_registry
+from task_scheduler.errors import DependencyFailure, InvalidRequest, TaskNotFound
+from task_scheduler.model import TaskStatus, TriggerKind
+from task_scheduler.schedule_request import ScheduleRequest
+from task_scheduler.service import Scheduler
+
+NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
+TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
+PAYLOAD = {"url": "https://example.com/hooks/report", "data": {"msg": "Hello"}}
+
+
+class FakeClock:
+    def __init__(self, now):
+        self.current = now
+
+    def now(self):
+        return self.current
+
+    def sleep(self, seconds):
+        raise AssertionError("the scheduler must not sleep")
+
+
+class FakeStore:
+    """The TaskStore methods the Scheduler uses, over a dict; every call goes to `log`."""
+
+    def __init__(self, log):
+        self.log = log
+        self.tasks = {}
+        self.fail_on = set()
+
+    def _enter(self, name, *args):
+        self.log.append((name, *args))
+        if name in self.fail_on:
+            raise DependencyFailure(f"Could not {name}: DynamoDB answered InternalServerError.")
+
+    def get(self, task_id):
+        self._enter("get", task_id)
+        return self.tasks.get(task_id)
+
+    def create_pending(self, task, now):
+        self._enter("create_pending", task.task_id)
+        assert task.status is TaskStatus.PENDING
+        self.tasks[task.task_id] = task
+
+    def mark_scheduled(self, task_id, trigger, now):
+        self._enter("mark_scheduled", task_id, trigger)
+        task = self.tasks[task_id]
+        assert task.status is TaskStatus.PENDING
+        self.tasks[task_id] = task.with_changes(status=TaskStatus.SCHEDULED, trigger=trigger)
+
+    def delete_pending(self, task_id):
+        self._enter("delete_pending", task_id)
+        if task_id in self.tasks and self.tasks[task_id].status is TaskStatus.PENDING:
+            del self.tasks[task_id]
+
+
+class FakeTriggers:
+    def __init__(self, log, kind=TriggerKind.RULE):
+        self.log = log
+        self.kind = kind
+        self.armed = {}
+        self.fail_arm = False
+
+    def arm(self, task_id, fire_at, cron, recurring, now):
+        self.log.append(("arm", task_id))
+        if self.fail_arm:
+            raise DependencyFailure("Could not create the task's EventBridge rule.")
+        self.armed[task_id] = (fire_at, cron, recurring, now)
+        return self.kind
+
+    def disarm(self, task_id):
+        self.log.append(("disarm", task_id))
+        self.armed.pop(task_id, None)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def handler_logger():
+    """The Lambda handlers create the parent Powertools logger before using the package; do the
+    same here (see test_scheduler_works_without_a_handler_logger for what happens otherwise)."""
+    return Logger()
+
+
+@pytest.fixture
+def log():
+    return []
+
+
+@pytest.fixture
+def store(log):
+    return FakeStore(log)
+
+
+@pytest.fixture
+def triggers(log):
+    return FakeTriggers(log)
+
+
+@pytest.fixture
+def scheduler(store, triggers):
+    return Scheduler(store, triggers, build_registry(), FakeClock(NOW), new_id=lambda: TASK_ID)
+
+
+def request(run_at="2030-05-19T19:56:00+02:00", payload=PAYLOAD, action="webhook"):
+    return ScheduleRequest(action=action, payload=payload, run_at=run_at)
+
+
+# --- success ----------------------------------------------------------------------------------
+
+
+def test_success_writes_pending_then_arms_then_marks_scheduled(scheduler, store, triggers, log):
+    task, schedule = scheduler.schedule(request())
+    assert log == [
+        ("create_pending", TASK_ID),
+        ("arm", TASK_ID),
+        ("mark_scheduled", TASK_ID, TriggerKind.RULE),
+    ]
+    assert task.task_id == TASK_ID
+    assert task.status is TaskStatus.SCHEDULED
+    assert task.status.value == "scheduled"
+    assert task.trigger is TriggerKind.RULE
+    assert task.run_at == "2030-05-19T17:56:00Z"
+    assert task.next_run_at == "2030-05-19T17:56:00Z"
+    assert task.action == "webhook"
+    assert task.payload == PAYLOAD
+    assert task.created_at == task.updated_at == "2030-05-19T17:00:00Z"
+    assert task.recurring is False
+    assert schedule.run_at == "2030-05-19T17:56:00Z"
+    assert triggers.armed == {
+        TASK_ID: (datetime(2030, 5, 19, 17, 56, tzinfo=UTC), None, False, NOW)
+    }
+    assert store.tasks[TASK_ID].status is TaskStatus.SCHEDULED
+
+
+def test_cron_task_arms_the_expression_as_recurring(scheduler, triggers):
+    task, schedule = scheduler.schedule(request(run_at="cron(0/15 * * * ? *)"))
+    assert task.run_at == "cron(0/15 * * * ? *)"
+    assert task.next_run_at == "2030-05-19T17:15:00Z"
+    assert task.recurring is True
+    assert schedule.recurring is True
+    assert triggers.armed[TASK_ID] == (
+        datetime(2030, 5, 19, 17, 15, tzinfo=UTC),
+        "cron(0/15 * * * ? *)",
+        True,
+        NOW,
+    )
+
+
+def test_single_moment_cron_is_armed_as_a_one_shot(scheduler, triggers):
+    task, _ = scheduler.schedule(request(run_at="cron(30 9 1 1 ? 2031)"))
+    assert task.recurring is False
+    assert triggers.armed[TASK_ID][1:3] == ("cron(30 9 1 1 ? 2031)", False)
+
+
+def test_default_ids_are_uuid4(store, triggers):
+    import uuid
+
+    scheduler = Scheduler(store, triggers, build_registry(), FakeClock(NOW))
+    first, _ = scheduler.schedule(request())
+    second, _ = scheduler.schedule(request())
+    assert first.task_id != second.task_id
+    for task_id in (first.task_id, second.task_id):
+        assert uuid.UUID(task_id).version == 4
+        assert str(uuid.UUID(task_id)) == task_id
+
+
+# --- failures leave nothing behind ------------------------------------------------------------
+
+
+def test_failed_arm_propagates_and_deletes_the_pending_row(scheduler, store, triggers, log):
+    triggers.fail_arm = True
+    with pytest.raises(DependencyFailure, match="EventBridge rule"):
+        scheduler.schedule(request())
+    assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), ("delete_pending", TASK_ID)]
+    assert store.tasks == {}
+    assert triggers.armed == {}
+
+
+def test_failed_mark_scheduled_disarms_and_deletes_the_row(scheduler, store, triggers, log):
+    store.fail_on.add("mark_scheduled")
+    with pytest.raises(DependencyFailure, match="mark_scheduled"):
+        scheduler.schedule(request())
+    assert log == [
+        ("create_pending", TASK_ID),
+        ("arm", TASK_ID),
+        ("mark_scheduled", TASK_ID, TriggerKind.RULE),
+        ("disarm", TASK_ID),
+        ("delete_pending", TASK_ID),
+    ]
+    assert store.tasks == {}
+    assert triggers.armed == {}
+
+
+def test_failed_create_pending_arms_nothing(scheduler, store, triggers, log):
+    store.fail_on.add("create_pending")
+    with pytest.raises(DependencyFailure):
+        scheduler.schedule(request())
+    assert log == [("create_pending", TASK_ID)]
+    assert triggers.armed == {}
+
+
+def test_a_failing_undo_still_raises_the_original_failure(scheduler, store, triggers, log):
+    triggers.fail_arm = True
+    store.fail_on.add("delete_pending")
+    with pytest.raises(DependencyFailure, match="EventBridge rule"):
+        scheduler.schedule(request())
+    assert log[-1] == ("delete_pending", TASK_ID)
+    # What is left is only a pending row, which a client never sees.
+    assert store.tasks[TASK_ID].status is TaskStatus.PENDING
+    with pytest.raises(TaskNotFound):
+        scheduler.get(TASK_ID)
+
+
+# --- invalid requests touch nothing -----------------------------------------------------------
+
+
+def test_invalid_request_names_every_field_and_touches_nothing(scheduler, store, triggers, log):
+    bad = request(
+        run_at="2030-05-19T16:00:00Z",
+        payload={"url": "ftp://example.com", "timeout_seconds": 99, "extra": 1},
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        scheduler.schedule(bad)
+    assert [p.field for p in caught.value.problems] == [
+        "payload.extra",
+        "payload.url",
+        "payload.timeout_seconds",
+        "run_at",
+    ]
+    assert caught.value.message == "Invalid request: 4 fields are invalid."
+    assert log == []
+    assert store.tasks == {}
+    assert triggers.armed == {}
+
+
+def test_unknown_action_and_bad_run_at_are_both_reported(scheduler, log):
+    with pytest.raises(InvalidRequest) as caught:
+        scheduler.schedule(request(action="email", run_at="cron(0 18 * * * *)"))
+    assert [p.field for p in caught.value.problems] == ["action", "run_at"]
+    assert 'supported: "webhook"' in caught.value.problems[0].problem
+    assert log == []
+
+
+def test_missing_everything_is_reported_at_once(scheduler, log):
+    with pytest.raises(InvalidRequest) as caught:
+        scheduler.schedule(ScheduleRequest(action="webhook", payload=None, run_at=None))
+    assert [(p.field, p.problem) for p in caught.value.problems] == [
+        ("payload", "is required"),
+        ("run_at", "is required"),
+    ]
+    assert log == []
+
+
+# --- get --------------------------------------------------------------------------------------
+
+
+def test_get_returns_a_scheduled_task(scheduler):
+    scheduled, _ = scheduler.schedule(request())
+    task = scheduler.get(TASK_ID)
+    assert task.status is TaskStatus.SCHEDULED
+    assert task.task_id == scheduled.task_id
+    assert task.trigger is TriggerKind.RULE
+
+
+def test_get_of_an_unknown_id_is_not_found(scheduler, log):
+    with pytest.raises(TaskNotFound) as caught:
+        scheduler.get("9b2f6c1e-4d3a-4b5c-8d7e-0f1a2b3c4d5e")
+    assert caught.value.task_id == "9b2f6c1e-4d3a-4b5c-8d7e-0f1a2b3c4d5e"
+    assert log == [("get", "9b2f6c1e-4d3a-4b5c-8d7e-0f1a2b3c4d5e")]
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    ["not-a-uuid", "", "123", TASK_ID.replace("-", ""), "{" + TASK_ID + "}", "urn:uuid:" + TASK_ID],
+)
+def test_get_of_a_non_uuid_is_not_found_without_reading(scheduler, log, task_id):
+    with pytest.raises(TaskNotFound) as caught:
+        scheduler.get(task_id)
+    assert caught.value.message == f"Task {task_id} was not found."
+    assert log == []
+
+
+def test_get_of_a_pending_task_is_not_found(scheduler, store, triggers):
+    triggers.fail_arm = True
+    store.fail_on.add("delete_pending")  # leaves the pending row behind
+    with pytest.raises(DependencyFailure):
+        scheduler.schedule(request())
+    assert store.tasks[TASK_ID].status is TaskStatus.PENDING
+    with pytest.raises(TaskNotFound):
+        scheduler.get(TASK_ID)
+
+
+# --- the package on its own -------------------------------------------------------------------
+
+ORPHAN_SCRIPT = textwrap.dedent(
+    """
+    from datetime import UTC, datetime
+
+    from task_scheduler.actions import build_registry
+    from task_scheduler.model import TriggerKind
+    from task_scheduler.schedule_request import ScheduleRequest
+    from task_scheduler.service import Scheduler
+
+    class Clock:
+        def now(self):
+            return datetime(2030, 5, 19, 17, 0, tzinfo=UTC)
+
+    class Store:
+        def create_pending(self, task, now): pass
+        def mark_scheduled(self, task_id, trigger, now): pass
+
+    class Triggers:
+        def arm(self, task_id, fire_at, cron, recurring, now): return TriggerKind.RULE
+
+    scheduler = Scheduler(Store(), Triggers(), build_registry(), Clock())
+    task, _ = scheduler.schedule(
+        ScheduleRequest("webhook", {"url": "https://example.com"}, "2030-05-19T18:00:00Z")
+    )
+    print(task.status.value)
+    """
+)
+
+
+def test_scheduler_works_without_a_handler_logger():
+    # The service is meant to be usable with its collaborators passed in, without a Lambda
+    # handler having created a parent Powertools logger first. Run in a fresh interpreter, as
+    # the parent logger created for the other tests cannot be removed again.
+    layer = Path(__file__).resolve().parents[2] / "scheduler_layer"
+    env = {**os.environ, "PYTHONPATH": str(layer)}
+    result = subprocess.run(
+        [sys.executable, "-c", ORPHAN_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert result.stdout.strip() == "scheduled"

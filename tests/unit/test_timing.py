@@ -1,0 +1,359 @@
+"""Unit tests for task_scheduler.timing: `run_at` parsing and the trigger timing rules.
+
+Contract section 4 (Time) and the `run_at` part of section 1.
+"""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from task_scheduler.errors import InvalidRequest
+from task_scheduler.timing import (
+    MAX_EARLY_ARRIVAL,
+    MAX_YEAR,
+    RULE_LEAD_SECONDS,
+    format_utc,
+    minute_start,
+    needs_direct_dispatch,
+    one_shot_rule_expression,
+    parse_run_at,
+    parse_stored_utc,
+    seconds_until,
+)
+
+NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
+
+
+def utc(year, month, day, hour=0, minute=0, second=0, microsecond=0):
+    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
+
+
+def run_at_problem(value, now=NOW):
+    """The single problem parse_run_at reports for `value`; it must name the field `run_at`."""
+    with pytest.raises(InvalidRequest) as caught:
+        parse_run_at(value, now)
+    problems = caught.value.problems
+    assert len(problems) == 1
+    assert problems[0].field == "run_at"
+    return problems[0].problem
+
+
+# --- ISO 8601 times ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-05-19T17:56:00Z", "2030-05-19T17:56:00Z"),
+        ("2030-05-19T19:56:00+02:00", "2030-05-19T17:56:00Z"),
+        ("2030-05-19T12:26:00-05:30", "2030-05-19T17:56:00Z"),
+        ("2030-05-19T17:56:00+00:00", "2030-05-19T17:56:00Z"),
+        # An offset that moves the time across midnight, a month and a year.
+        ("2030-12-31T23:30:00-01:00", "2031-01-01T00:30:00Z"),
+        ("2031-01-01T01:00:00+02:00", "2030-12-31T23:00:00Z"),
+    ],
+)
+def test_iso_time_is_normalised_to_utc(text, expected):
+    schedule = parse_run_at(text, NOW)
+    assert schedule.run_at == expected
+    assert schedule.first_run_at == datetime.strptime(expected, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC
+    )
+    assert schedule.first_run_at.tzinfo is UTC
+    assert schedule.cron is None
+    assert schedule.recurring is False
+
+
+def test_iso_time_surrounding_whitespace_is_ignored():
+    assert parse_run_at("  2030-05-19T17:56:00Z  ", NOW).run_at == "2030-05-19T17:56:00Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-05-19T17:56:00.2Z", utc(2030, 5, 19, 17, 56, 1)),
+        ("2030-05-19T17:56:00.000001Z", utc(2030, 5, 19, 17, 56, 1)),
+        ("2030-05-19T17:56:00.999999Z", utc(2030, 5, 19, 17, 56, 1)),
+        ("2030-05-19T17:59:59.5Z", utc(2030, 5, 19, 18, 0, 0)),
+        ("2030-05-19T17:56:00.000Z", utc(2030, 5, 19, 17, 56, 0)),
+    ],
+)
+def test_fractional_seconds_round_up_never_down(text, expected):
+    schedule = parse_run_at(text, NOW)
+    assert schedule.first_run_at == expected
+    assert schedule.first_run_at.microsecond == 0
+    assert schedule.run_at == format_utc(expected)
+
+
+def test_time_without_offset_is_rejected_with_a_hint_to_add_z():
+    problem = run_at_problem("2030-05-19T17:56:00")
+    assert "no UTC offset" in problem
+    assert "add Z" in problem
+    assert "2030-05-19T17:56:00Z" in problem
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["tomorrow", "2030-13-01T00:00:00Z", "2030-05-32T10:00:00Z", "17:56", "2030-05-19T25:00:00Z"],
+)
+def test_unparseable_time_is_rejected(text):
+    problem = run_at_problem(text)
+    assert problem.startswith("is not a valid time")
+
+
+def test_year_2200_is_rejected():
+    problem = run_at_problem("2200-01-01T00:00:00Z")
+    assert problem == f"must not be later than the year {MAX_YEAR}"
+    assert MAX_YEAR == 2199
+
+
+def test_offset_moving_the_time_into_2200_is_rejected():
+    problem = run_at_problem("2199-12-31T23:30:00-01:00")
+    assert problem == "must not be later than the year 2199"
+
+
+def test_last_second_of_2199_is_accepted():
+    schedule = parse_run_at("2199-12-31T23:59:59Z", NOW)
+    assert schedule.run_at == "2199-12-31T23:59:59Z"
+    assert schedule.first_run_at == utc(2199, 12, 31, 23, 59, 59)
+
+
+def test_fraction_rounding_into_2200_is_rejected():
+    problem = run_at_problem("2199-12-31T23:59:59.5Z")
+    assert problem == "must not be later than the year 2199"
+
+
+def test_fraction_at_the_end_of_year_9999_is_a_400_not_a_crash():
+    # Rounding 9999-12-31T23:59:59.5 up overflows datetime; it must still be a field problem
+    # (contract section 2: bad input is never a 5xx).
+    problem = run_at_problem("9999-12-31T23:59:59.5Z")
+    assert problem == "must not be later than the year 2199"
+
+
+def test_time_in_year_one_shifted_before_year_one_is_reported_as_past():
+    # 0001-01-01T00:00+01:00 is 0000-12-31T23:00Z: in the past, not "later than 2199".
+    problem = run_at_problem("0001-01-01T00:00:00+01:00")
+    assert problem.startswith("must be in the future")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2030-05-19T16:59:59Z",  # one second ago
+        "2030-05-19T17:00:00Z",  # exactly now
+        "2030-05-19T19:00:00+02:00",  # exactly now, another offset
+        "2020-01-01T00:00:00Z",
+    ],
+)
+def test_past_or_present_time_is_rejected(text):
+    problem = run_at_problem(text)
+    assert problem.startswith("must be in the future")
+    assert "now is 2030-05-19T17:00:00Z" in problem
+
+
+def test_one_second_ahead_is_accepted():
+    schedule = parse_run_at("2030-05-19T17:00:01Z", NOW)
+    assert schedule.first_run_at == NOW + timedelta(seconds=1)
+
+
+def test_fraction_of_now_rounds_into_the_future_and_is_accepted():
+    now = utc(2030, 5, 19, 17, 0, 0, 500_000)
+    schedule = parse_run_at("2030-05-19T17:00:00.7Z", now)
+    assert schedule.run_at == "2030-05-19T17:00:01Z"
+
+
+@pytest.mark.parametrize("value", [1758304560, 17.5, True, ["2030-05-19T17:56:00Z"], {"at": 1}])
+def test_non_string_run_at_is_rejected(value):
+    problem = run_at_problem(value)
+    assert problem.startswith("must be a string")
+
+
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_missing_or_blank_run_at_is_required(value):
+    assert run_at_problem(value) == "is required"
+
+
+def test_naive_now_raises_value_error():
+    with pytest.raises(ValueError, match="naive"):
+        parse_run_at("2030-05-19T17:56:00Z", datetime(2030, 5, 19, 17, 0))
+
+
+# --- cron expressions -------------------------------------------------------------------------
+
+
+def test_recurring_cron_keeps_the_expression_and_starts_at_the_next_occurrence():
+    schedule = parse_run_at("cron(0/15 * * * ? *)", utc(2030, 5, 19, 17, 7, 30))
+    assert schedule.run_at == "cron(0/15 * * * ? *)"
+    assert schedule.first_run_at == utc(2030, 5, 19, 17, 15)
+    assert schedule.cron is not None
+    assert schedule.cron.expression == "cron(0/15 * * * ? *)"
+    assert schedule.recurring is True
+
+
+def test_cron_occurrence_at_now_is_not_the_first_run():
+    schedule = parse_run_at("cron(0 10 * * ? *)", utc(2030, 5, 19, 10, 0))
+    assert schedule.first_run_at == utc(2030, 5, 20, 10, 0)
+
+
+def test_cron_with_names_and_weekdays():
+    # 2030-05-19 is a Sunday; the next weekday 18:00 is Monday the 20th.
+    schedule = parse_run_at("cron(0 18 ? * MON-FRI *)", utc(2030, 5, 19, 18, 30))
+    assert schedule.first_run_at == utc(2030, 5, 20, 18, 0)
+    assert schedule.recurring is True
+
+
+def test_single_moment_cron_is_not_recurring():
+    schedule = parse_run_at("cron(30 9 1 JAN ? 2031)", NOW)
+    assert schedule.run_at == "cron(30 9 1 JAN ? 2031)"
+    assert schedule.first_run_at == utc(2031, 1, 1, 9, 30)
+    assert schedule.recurring is False
+    assert schedule.next_after(schedule.first_run_at) is None
+
+
+def test_recurring_schedule_next_after():
+    schedule = parse_run_at("cron(0 12 * * ? *)", NOW)
+    assert schedule.next_after(utc(2030, 5, 20, 12, 0)) == utc(2030, 5, 21, 12, 0)
+
+
+def test_one_shot_schedule_has_no_next_occurrence():
+    schedule = parse_run_at("2030-05-19T17:56:00Z", NOW)
+    assert schedule.next_after(NOW) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cron(0 18 * * * *)",  # '?' in neither day field
+        "cron(0 18 ? * ? *)",  # '?' in both
+        "cron(99 99 * * ? *)",
+        "cron(0 18 * * ?)",  # five fields
+        "cron(0 18 * * ? * *)",  # seven fields
+        "cron(0 18 * * ? 2200)",  # beyond 2199
+        "rate(1 minutes)",
+        "rate(5 minutes)",
+        "cron()",
+    ],
+)
+def test_invalid_cron_is_rejected_naming_run_at(text):
+    problem = run_at_problem(text)
+    assert problem.startswith("is not a valid EventBridge cron expression: ")
+    assert len(problem) > len("is not a valid EventBridge cron expression: ")
+
+
+def test_cron_without_a_future_occurrence_is_rejected():
+    assert run_at_problem("cron(0 0 1 1 ? 2020)") == (
+        "is a cron expression with no future occurrence"
+    )
+
+
+def test_cron_whose_last_occurrence_is_now_is_rejected():
+    assert run_at_problem("cron(0 17 19 5 ? 2030)") == (
+        "is a cron expression with no future occurrence"
+    )
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def test_format_utc_converts_offsets_and_drops_fractions():
+    plus_two = timezone(timedelta(hours=2))
+    assert format_utc(datetime(2030, 5, 19, 19, 56, 7, 999_999, tzinfo=plus_two)) == (
+        "2030-05-19T17:56:07Z"
+    )
+
+
+def test_format_utc_pads_fields():
+    assert format_utc(utc(2031, 1, 2, 3, 4, 5)) == "2031-01-02T03:04:05Z"
+
+
+def test_parse_stored_utc_reads_back_format_utc():
+    moment = utc(2030, 5, 19, 17, 56, 1)
+    assert parse_stored_utc(format_utc(moment)) == moment
+    assert parse_stored_utc("2030-05-19T17:56:01Z").tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda naive: format_utc(naive),
+        lambda naive: minute_start(naive),
+        lambda naive: one_shot_rule_expression(naive),
+        lambda naive: needs_direct_dispatch(naive, NOW),
+        lambda naive: needs_direct_dispatch(NOW, naive),
+        lambda naive: seconds_until(naive, NOW),
+        lambda naive: seconds_until(NOW, naive),
+    ],
+)
+def test_naive_datetimes_raise_value_error(call):
+    with pytest.raises(ValueError, match="naive datetime"):
+        call(datetime(2030, 5, 19, 17, 0))
+
+
+# --- trigger timing ---------------------------------------------------------------------------
+
+
+def test_one_shot_rule_expression_matches_the_minute():
+    assert one_shot_rule_expression(utc(2030, 5, 19, 17, 56, 30)) == "cron(56 17 19 5 ? 2030)"
+    assert one_shot_rule_expression(utc(2031, 1, 2, 3, 4)) == "cron(4 3 2 1 ? 2031)"
+
+
+def test_one_shot_rule_expression_uses_utc():
+    plus_two = timezone(timedelta(hours=2))
+    moment = datetime(2030, 1, 1, 1, 5, tzinfo=plus_two)  # 2029-12-31T23:05Z
+    assert one_shot_rule_expression(moment) == "cron(5 23 31 12 ? 2029)"
+
+
+def test_minute_start():
+    assert minute_start(utc(2030, 5, 19, 17, 56, 42, 123)) == utc(2030, 5, 19, 17, 56)
+
+
+def test_run_at_in_the_current_minute_needs_direct_dispatch():
+    now = utc(2030, 5, 19, 17, 56, 10)
+    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 56, 59), now) is True
+    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 56, 11), now) is True
+
+
+def test_next_minute_starting_within_the_lead_needs_direct_dispatch():
+    now = utc(2030, 5, 19, 17, 56, 55)  # the next minute starts in 5 s < RULE_LEAD_SECONDS
+    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 57, 30), now) is True
+
+
+def test_minute_starting_more_than_the_lead_ahead_uses_a_rule():
+    now = utc(2030, 5, 19, 17, 56, 0)
+    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 57, 0), now) is False
+    assert needs_direct_dispatch(utc(2030, 6, 1), now) is False
+
+
+def test_direct_dispatch_boundary_is_exactly_the_rule_lead():
+    fire_at = utc(2030, 5, 19, 17, 57, 30)
+    boundary = minute_start(fire_at) - timedelta(seconds=RULE_LEAD_SECONDS)
+    assert needs_direct_dispatch(fire_at, boundary) is False
+    assert needs_direct_dispatch(fire_at, boundary - timedelta(microseconds=1)) is False
+    assert needs_direct_dispatch(fire_at, boundary + timedelta(microseconds=1)) is True
+    assert RULE_LEAD_SECONDS == 10
+
+
+def test_max_early_arrival_covers_a_direct_dispatch():
+    # Direct dispatch happens for times whose minute starts within the lead, i.e. at most
+    # 60 s + lead away; the executor must accept such an early arrival.
+    assert timedelta(seconds=60 + RULE_LEAD_SECONDS) == MAX_EARLY_ARRIVAL
+    now = utc(2030, 5, 19, 17, 56, 50, 1)
+    latest_direct = utc(2030, 5, 19, 17, 57, 59, 999_999)
+    assert needs_direct_dispatch(latest_direct, now) is True
+    assert latest_direct - now <= MAX_EARLY_ARRIVAL
+
+
+@pytest.mark.parametrize(
+    ("moment", "now", "expected"),
+    [
+        (utc(2030, 5, 19, 17, 0, 30), utc(2030, 5, 19, 17, 0, 0), 30.0),
+        (utc(2030, 5, 19, 17, 0, 1), utc(2030, 5, 19, 17, 0, 0, 999_999), 0.001),
+        (utc(2030, 5, 19, 17, 0, 12), utc(2030, 5, 19, 17, 0, 0, 654_400), 11.346),
+        (utc(2030, 5, 19, 17, 0, 0), utc(2030, 5, 19, 17, 0, 0), 0.0),
+        (utc(2030, 5, 19, 17, 0, 0), utc(2030, 5, 19, 17, 0, 5), 0.0),
+    ],
+)
+def test_seconds_until_rounds_up_to_the_millisecond(moment, now, expected):
+    assert seconds_until(moment, now) == pytest.approx(expected, abs=1e-9)
+    # Waiting the answer never ends before `moment`.
+    assert now + timedelta(seconds=seconds_until(moment, now)) >= moment
