@@ -1,0 +1,106 @@
+"""Imports the `sam build` artifact (not the source tree) and runs it end to end under moto.
+
+Run by test_sam_build.py in a fresh interpreter whose import path holds only the built function
+and layer folders, then the venv (for moto and boto3, which Lambda's runtime provides).
+Usage: python invoke_built.py BUILD_DIR REPO_ROOT; prints one JSON line with what it saw.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+
+def main() -> None:
+    build_dir, repo_root = Path(sys.argv[1]), Path(sys.argv[2])
+    layer = build_dir / "SchedulerLayer" / "python"
+    sys.path[:0] = [str(layer)]
+    sys.path.append(str(repo_root))  # last: only for tests.support and local.template
+
+    import boto3
+    from moto import mock_aws
+
+    import task_scheduler
+    from local.template import create_tables, load_template
+    from tests.support.events import api_event
+    from tests.support.lambda_runtime import FakeLambdaContext
+    from tests.support.receiver import running_receiver
+    from tests.support.timing import earliest_rule_minute
+
+    seen: dict = {"task_scheduler_file": task_scheduler.__file__}
+    env = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "TABLE_NAME": "built-tasks",
+        "RULE_NAME_PREFIX": "built",
+        "EXECUTE_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:built-execute",
+        "POWERTOOLS_SERVICE_NAME": "task-scheduler",
+        "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTaskScheduler",
+    }
+    os.environ.update(env)
+    with mock_aws(), running_receiver() as receiver:
+        dynamodb = boto3.client("dynamodb")
+        create_tables(
+            dynamodb, load_template(build_dir / "template.yaml"), {"TasksTable": "built-tasks"}
+        )
+        schedule = _load(build_dir / "ScheduleTaskFunction" / "app.py", "built_schedule")
+        execute = _load(build_dir / "ExecuteTaskFunction" / "app.py", "built_execute")
+        seen["handler_files"] = [schedule.__file__, execute.__file__]
+
+        run_at = earliest_rule_minute()
+        body = {
+            "action": "webhook",
+            "payload": {
+                "url": f"{receiver.url}/hooks/report",
+                "data": {"msg": "Hello from Lambda"},
+            },
+            "run_at": run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        response = schedule.lambda_handler(
+            api_event("POST", "/schedule-task", body), FakeLambdaContext()
+        )
+        seen["schedule_status"] = response["statusCode"]
+        answer = json.loads(response["body"])
+        task_id = answer["task_id"]
+        seen["answer"] = answer
+        events = boto3.client("events")
+        rule_name = f"built-{task_id}"
+        seen["rule_expression"] = events.describe_rule(Name=rule_name)["ScheduleExpression"]
+        (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+        seen["target_input"] = target["Input"]
+
+        outcome = execute.lambda_handler(json.loads(target["Input"]), FakeLambdaContext())
+        seen["execute_outcome"] = outcome
+        seen["deliveries"] = [
+            {"path": r.path, "body": r.body.decode(), "early": r.received_at < run_at}
+            for r in receiver.wait_for(1, timeout=5)
+        ]
+        task = json.loads(
+            schedule.lambda_handler(api_event("GET", f"/tasks/{task_id}"), FakeLambdaContext())[
+                "body"
+            ]
+        )
+        seen["task_status"] = task["status"]
+        seen["rules_left"] = [r["Name"] for r in events.list_rules(NamePrefix="built")["Rules"]]
+        unknown = schedule.lambda_handler(
+            api_event("GET", f"/tasks/{uuid.uuid4()}"), FakeLambdaContext()
+        )
+        seen["unknown_status"] = unknown["statusCode"]
+    sys.stdout.write(json.dumps(seen) + "\n")
+
+
+def _load(path: Path, name: str):
+    sys.path.insert(0, str(path.parent))  # as Lambda puts the function's folder first
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if __name__ == "__main__":
+    main()

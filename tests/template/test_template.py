@@ -1,0 +1,165 @@
+"""What template.yaml promises: least privilege, one static invoke permission, the table's
+safety settings, outputs, and settings that agree with the code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local.template import ROOT, load_template, resources_of_type
+from task_scheduler.actions.webhook import MAX_TIMEOUT_SECONDS
+from task_scheduler.service import PENDING_GRACE
+from task_scheduler.settings import MAX_RULE_PREFIX_LENGTH
+from task_scheduler.timing import MAX_EARLY_ARRIVAL
+
+RULE_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${RuleNamePrefix}-*"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template()
+
+
+def _function(template: dict, name: str) -> dict:
+    return template["Resources"][name]["Properties"]
+
+
+def _statements(template: dict, name: str) -> list[dict]:
+    return [s for policy in _function(template, name)["Policies"] for s in policy["Statement"]]
+
+
+def test_runtime_is_python_3_13_for_every_function(template: dict) -> None:
+    assert template["Globals"]["Function"]["Runtime"] == "python3.13"
+    for props in resources_of_type(template, "AWS::Serverless::Function").values():
+        assert props["Properties"].get("Runtime", "python3.13") == "python3.13"
+
+
+def test_one_static_invoke_permission_scoped_to_the_rule_prefix(template: dict) -> None:
+    permissions = resources_of_type(template, "AWS::Lambda::Permission")
+    assert len(permissions) == 1
+    (permission,) = permissions.values()
+    props = permission["Properties"]
+    assert props["Principal"] == "events.amazonaws.com"
+    assert props["FunctionName"] == {"Fn::GetAtt": ["ExecuteTaskFunction", "Arn"]}
+    assert props["SourceArn"] == {"Fn::Sub": RULE_ARN}
+    assert "rule/*" not in str(props["SourceArn"])
+
+
+@pytest.mark.parametrize("function", ["ScheduleTaskFunction", "ExecuteTaskFunction"])
+def test_iam_is_least_privilege(template: dict, function: str) -> None:
+    for statement in _statements(template, function):
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert "*" not in str(actions)
+        if any(a.startswith("events:") for a in actions):
+            assert statement["Resource"] == {"Fn::Sub": RULE_ARN}
+            assert set(actions) <= {
+                "events:PutRule",
+                "events:PutTargets",
+                "events:RemoveTargets",
+                "events:DeleteRule",
+                "events:DescribeRule",
+            }
+        elif any(a.startswith("dynamodb:") for a in actions):
+            assert statement["Resource"] == {"Fn::GetAtt": ["TasksTable", "Arn"]}
+            assert not {"dynamodb:Scan", "dynamodb:DeleteTable"} & set(actions)
+        else:
+            assert actions == ["lambda:InvokeFunction"]
+            assert statement["Resource"] == {"Fn::GetAtt": ["ExecuteTaskFunction", "Arn"]}
+
+
+def test_the_execute_side_cannot_create_rules(template: dict) -> None:
+    actions = {a for s in _statements(template, "ExecuteTaskFunction") for a in s["Action"]}
+    assert "events:PutRule" not in actions
+    assert "events:PutTargets" not in actions
+
+
+def test_tasks_table_is_safe_by_default(template: dict) -> None:
+    props = template["Resources"]["TasksTable"]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_powertools_service_and_namespace_are_set(template: dict) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"]
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"]
+
+
+def test_loopback_targets_are_never_allowed_by_the_template() -> None:
+    assert "ALLOW_LOOPBACK_TARGETS" not in (ROOT / "template.yaml").read_text()
+
+
+def test_outputs(template: dict) -> None:
+    outputs = template["Outputs"]
+    assert outputs["ScheduleTaskEndpoint"]["Value"]["Fn::Sub"].endswith("/schedule-task")
+    assert outputs["TasksTableName"]["Value"] == {"Ref": "TasksTable"}
+    assert outputs["ScheduleTaskFunctionArn"]["Value"] == {
+        "Fn::GetAtt": ["ScheduleTaskFunction", "Arn"]
+    }
+    assert outputs["ExecuteTaskFunctionArn"]["Value"] == {
+        "Fn::GetAtt": ["ExecuteTaskFunction", "Arn"]
+    }
+
+
+def test_rule_prefix_parameter_fits_the_rule_name_limit(template: dict) -> None:
+    pattern = template["Parameters"]["RuleNamePrefix"]["AllowedPattern"]
+    assert pattern.endswith(f"{{1,{MAX_RULE_PREFIX_LENGTH}}}$")
+    assert len(template["Parameters"]["RuleNamePrefix"]["Default"]) <= MAX_RULE_PREFIX_LENGTH
+
+
+def test_execute_timeout_covers_the_early_wait_and_the_slowest_webhook(template: dict) -> None:
+    timeout = _function(template, "ExecuteTaskFunction")["Timeout"]
+    needed = MAX_EARLY_ARRIVAL.total_seconds() + PENDING_GRACE.total_seconds() + MAX_TIMEOUT_SECONDS
+    assert timeout >= needed + 5
+
+
+def test_api_routes(template: dict) -> None:
+    events = _function(template, "ScheduleTaskFunction")["Events"]
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
+    assert routes == {("post", "/schedule-task"), ("get", "/tasks/{task_id}")}
+
+
+def test_layer_requirements_match_runtime_requirements() -> None:
+    def pins(path: Path) -> set[str]:
+        lines = path.read_text().splitlines()
+        return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+    assert pins(ROOT / "scheduler_layer" / "requirements.txt") == pins(
+        ROOT / "requirements" / "runtime.txt"
+    )
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} is not installed: run `make test`, which installs it"
+    return found
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = subprocess.run(
+        [_tool("cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_sam_validate_lint_is_clean() -> None:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(
+        [_tool("sam"), "validate", "--lint", "--template", "template.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
