@@ -35,7 +35,9 @@ IMPORT = (
 
 def measure(function_dir: str) -> tuple[dict[str, int], int]:
     """Microseconds per top-level package (cumulative, self-time summed), and the total."""
-    code = IMPORT.format(layer=str(ROOT / "scheduler_layer"), app=str(ROOT / function_dir / "app.py"))
+    code = IMPORT.format(
+        layer=str(ROOT / "scheduler_layer"), app=str(ROOT / function_dir / "app.py")
+    )
     env = {**os.environ, **ENV}
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
