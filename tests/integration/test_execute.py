@@ -111,9 +111,10 @@ def test_concurrent_runs_call_the_receiver_once(
     for thread in threads:
         thread.join(timeout=30)
 
-    assert sorted(outcomes).count("completed") == 1
     assert len(outcomes) == 4
+    assert sorted(outcomes).count("completed") == 1
     assert len(receiver.wait_for(1, timeout=1)) == 1
+    assert _task(handlers, task_id)["status"] == "completed"
 
 
 def test_failing_receiver_fails_the_task_with_the_reason(
