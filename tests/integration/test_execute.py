@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+import uuid
 from datetime import UTC, datetime
 
 from task_scheduler import USER_AGENT
 from task_scheduler.timing import format_utc, parse_stored_utc
 from tests.integration.conftest import RULE_PREFIX, Aws, Handlers, body_of, context
+from tests.support.lambda_runtime import ROOT
 from tests.support.receiver import Answer, Receiver
 from tests.support.timing import earliest_rule_minute, seconds_from_now
 
@@ -67,20 +70,50 @@ def test_imminent_task_is_dispatched_directly_and_never_runs_early(
     assert "expires_at" in aws.item(task_id)  # finished tasks expire by TTL
 
 
-def test_rule_path_end_to_end(aws: Aws, handlers: Handlers, receiver: Receiver) -> None:
+def _readme_curl_body() -> dict:
+    """The JSON of the README's first curl example, as a user would copy it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"curl -sS -X POST \"\$API/schedule-task\".*?-d '(\{.*?\})'", readme, re.S)
+    assert match, "README.md lost its curl example"
+    return json.loads(match.group(1))
+
+
+def test_readme_curl_example_end_to_end_through_a_rule(
+    aws: Aws, handlers: Handlers, receiver: Receiver
+) -> None:
+    body = _readme_curl_body()
+    assert body["run_at"] == "2030-05-19T17:56:00Z"  # the README's own example, kept in sync
     run_at = format_utc(earliest_rule_minute())
-    task_id = _schedule(handlers, receiver, run_at)
+    body["run_at"] = run_at
+    body["payload"]["url"] = f"{receiver.url}/hooks/report"
+
+    response = handlers.api("POST", "/schedule-task", body)
+
+    assert response["statusCode"] == 201
+    answer = body_of(response)
+    task_id = answer["task_id"]
+    assert answer == {
+        "message": "Task scheduled successfully",
+        "task_id": task_id,
+        "status": "scheduled",
+        "run_at": run_at,
+    }
+    assert aws.item(task_id)["status"]["S"] == "scheduled"
     rule_name = f"{RULE_PREFIX}-{task_id}"
     (target,) = aws.events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    assert target["Input"] == f'{{"task_id": "{task_id}"}}'
 
     # EventBridge invokes the target with its Input; the handler waits out the early seconds.
     outcome = handlers.execute.lambda_handler(json.loads(target["Input"]), context())
 
     assert outcome["outcome"] == "completed"
-    assert len(receiver.requests) == 1
-    assert receiver.requests[0].received_at >= parse_stored_utc(run_at)
+    (request,) = receiver.requests
+    assert request.received_at >= parse_stored_utc(run_at)
+    assert json.loads(request.body) == {"msg": "Hello from Lambda"}
+    assert request.headers["X-Tenant"] == "acme"
     assert _task(handlers, task_id)["status"] == "completed"
     assert aws.rule_names() == []
+    assert handlers.api("GET", f"/tasks/{uuid.uuid4()}")["statusCode"] == 404
 
 
 def test_running_twice_calls_the_receiver_once(
