@@ -44,7 +44,7 @@ unit: $(STAMP) ## Run the unit tests only (fast, no AWS)
 
 .PHONY: local
 local: $(STAMP) ## Run the whole scheduler on this machine, no AWS account needed
-	@echo "Local mode arrives with issue 3 (make local); see README.md." >&2; exit 1
+	$(BIN)/python -m local
 
 .PHONY: build
 build: $(STAMP) ## sam build (the artifact `sam deploy` uploads)

@@ -36,3 +36,75 @@ def _locked(method: Any) -> Any:
 
     setattr(wrapper, _MARK, True)
     return wrapper
+
+
+class RuleListener:
+    """Told of each EventBridge rule write and delete moto performs (`watch_event_rules`)."""
+
+    def rule_written(self, name: str, expression: str | None, state: str) -> None: ...
+
+    def rule_deleted(self, name: str) -> None: ...
+
+
+_listeners: list[RuleListener] = []
+
+
+def watch_event_rules(listener: RuleListener) -> None:
+    """Calls `listener` after each PutRule / EnableRule / DisableRule / DeleteRule moto serves,
+    so the local clock learns of rules as they are written instead of scanning all of them."""
+    from moto.events.models import EventsBackend
+
+    _listeners.append(listener)
+    if getattr(EventsBackend.put_rule, _MARK, False):
+        return
+
+    def after_put(backend: Any, result: Any, *args: Any, **kwargs: Any) -> None:
+        for each in list(_listeners):
+            each.rule_written(result.name, result.scheduled_expression, result.state)
+
+    def after_state_change(backend: Any, result: Any, name: str, *args: Any, **kw: Any) -> None:
+        rule = backend._get_event_bus("default").rules.get(name)
+        if rule is not None:
+            for each in list(_listeners):
+                each.rule_written(rule.name, rule.scheduled_expression, rule.state)
+
+    def after_delete(backend: Any, result: Any, name: str, *args: Any, **kwargs: Any) -> None:
+        for each in list(_listeners):
+            each.rule_deleted(name)
+
+    for method, hook in (
+        ("put_rule", after_put),
+        ("enable_rule", after_state_change),
+        ("disable_rule", after_state_change),
+        ("delete_rule", after_delete),
+    ):
+        setattr(EventsBackend, method, _followed_by(getattr(EventsBackend, method), hook))
+
+
+def unwatch_event_rules(listener: RuleListener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def _followed_by(method: Any, hook: Any) -> Any:
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        hook(self, result, *args, **kwargs)
+        return result
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def rule_targets(
+    account: str, region: str, name: str
+) -> tuple[str, list[tuple[str, str | None]]] | None:
+    """The rule's ARN and its targets (ARN, Input) as moto holds them; None when it is gone or
+    disabled."""
+    from moto.events.models import events_backends
+
+    rule = events_backends[account][region].event_buses["default"].rules.get(name)
+    if rule is None or rule.state != "ENABLED":
+        return None
+    return rule.arn, [(target["Arn"], target.get("Input")) for target in rule.targets]

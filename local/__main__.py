@@ -1,0 +1,62 @@
+"""`make local` (python -m local): the scheduler on this machine, until Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from local.stack import LocalConfig, LocalStack
+
+log = logging.getLogger("local")
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOCAL_LOG_LEVEL", "INFO"),
+        format="%(asctime)s local %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = LocalConfig.from_env()
+    stack = LocalStack(config)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        stack.start()
+    except OSError as error:
+        log.error("could not start local mode: %s", error)
+        stack.stop()
+        return 1
+    sys.stdout.write(ready_text(stack.api.url, config.api_key))
+    sys.stdout.flush()
+    stop.wait()
+    log.info("stopping (%d invocation(s) in flight are abandoned)", stack.in_flight)
+    stack.stop()
+    return 0
+
+
+def ready_text(url: str, api_key: str) -> str:
+    inbox = f"{url}/_local/inbox"
+    body = (
+        '{"action": "webhook", "payload": {"url": "' + inbox + '/hello", '
+        '"data": {"msg": "Hello from local mode"}}, '
+        '"run_at": "\'"$(date -u -d "+1 minute" +%Y-%m-%dT%H:%M:00Z)"\'"}'
+    )
+    return (
+        f"Local scheduler ready at {url} (x-api-key: {api_key})\n"
+        "Schedule a webhook to the local inbox for the next minute:\n"
+        f"  curl -sS -X POST {url}/schedule-task -H 'Content-Type: application/json' "
+        f"-H 'x-api-key: {api_key}' -d '{body}'\n"
+        "Watch it arrive:\n"
+        f"  curl -sS {inbox} -H 'x-api-key: {api_key}'\n"
+        "Ctrl-C stops.\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

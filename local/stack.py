@@ -1,0 +1,207 @@
+"""The whole scheduler on one machine: moto (in-process server) for AWS, the template's functions,
+API Gateway and Lambda's Invoke API on 127.0.0.1, and the EventBridge clock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.template import (
+    api_routes,
+    create_tables,
+    load_template,
+    parameter_defaults,
+    resolve_value,
+    resources_of_type,
+)
+
+log = logging.getLogger("local")
+
+ACCOUNT = "123456789012"
+STACK = "local"
+DEFAULT_API_KEY = "local-dev-key"
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    port: int = 3000
+    api_key: str = DEFAULT_API_KEY
+    region: str = "us-east-1"
+    aws_timing: bool = False  # fire rules at a random second of their minute, as AWS may
+    concurrency: int = 256  # concurrent asynchronous invocations per function
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> LocalConfig:
+        env = os.environ if environ is None else environ
+        return cls(
+            port=int(env.get("PORT") or 3000),
+            api_key=env.get("API_KEY") or DEFAULT_API_KEY,
+            region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
+            aws_timing=(env.get("LOCAL_AWS_TIMING") or "").strip().lower() in ("1", "true", "yes"),
+            concurrency=int(env.get("LOCAL_CONCURRENCY") or 256),
+        )
+
+
+class LocalStack:
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self._moto: Any = None
+        self.api: Any = None
+        self._lambda_api: Any = None
+        self.clock: Any = None
+        self.functions: dict[str, Any] = {}
+        self.table_names: dict[str, str] = {}
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        from local.moto_fidelity import make_dynamodb_writes_atomic, watch_event_rules
+
+        config = self.config
+        make_dynamodb_writes_atomic()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, moto_port = self._moto.get_host_and_port()
+        # What the Lambda runtime would give the functions: credentials, region, and (here) the
+        # emulated endpoints. Set before any client exists, so every client reads them.
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": config.region,
+                "AWS_REGION": config.region,
+                "AWS_ENDPOINT_URL": f"http://{host}:{moto_port}",
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+
+        import boto3
+
+        template = load_template()
+        params = parameter_defaults(template)
+        self.table_names = create_tables(
+            boto3.client("dynamodb"),
+            template,
+            {
+                name: f"{STACK}-{name}"
+                for name in resources_of_type(template, "AWS::DynamoDB::Table")
+            },
+        )
+        function_ids = list(resources_of_type(template, "AWS::Serverless::Function"))
+        arns = {
+            name: f"arn:aws:lambda:{config.region}:{ACCOUNT}:function:{STACK}-{name}"
+            for name in function_ids
+        }
+        resolve: dict[str, str] = {
+            "AWS::Region": config.region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": STACK,
+            "AWS::URLSuffix": "amazonaws.com",
+            **{name: str(value) for name, value in params.items()},
+            **self.table_names,
+            **{f"{name}.Arn": arn for name, arn in arns.items()},
+            **{
+                f"{name}.Arn": f"arn:aws:dynamodb:{config.region}:{ACCOUNT}:table/{table}"
+                for name, table in self.table_names.items()
+            },
+        }
+
+        from local.functions import load_functions
+        from local.http_api import ApiGateway, LambdaInvokeApi
+        from local.inbox import Inbox
+
+        # The Lambda endpoint must exist before the functions import (their clients read it).
+        self._lambda_api = LambdaInvokeApi({})
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self._lambda_api.url
+        local_env = {"ALLOW_LOOPBACK_TARGETS": "true", **config.extra_env}
+        self.functions = load_functions(template, resolve, arns, local_env, config.concurrency)
+        self._lambda_api.register(self.functions)
+        self._lambda_api.start()
+
+        self.clock = _build_clock(template, resolve, self.functions, config)
+        watch_event_rules(self.clock)
+        self.clock.start()
+
+        stage = str(
+            resolve_value(
+                resources_of_type(template, "AWS::Serverless::Api")
+                .get("SchedulerApi", {})
+                .get("Properties", {})
+                .get("StageName", "local"),
+                resolve,
+            )
+        )
+        self.inbox = Inbox()
+        self.api = ApiGateway(
+            api_routes(template),
+            self.functions,
+            config.api_key,
+            self.inbox,
+            stage,
+            ACCOUNT,
+            config.port,
+        )
+        self.api.start()
+
+    def stop(self) -> None:
+        from local.moto_fidelity import unwatch_event_rules
+
+        for step in (
+            lambda: self.api and self.api.stop(),
+            lambda: self.clock and unwatch_event_rules(self.clock),
+            lambda: self.clock and self.clock.stop(),
+            lambda: self._lambda_api and self._lambda_api.stop(),
+            lambda: self._moto and self._moto.stop(),
+        ):
+            try:
+                step()
+            except Exception:
+                log.exception("error while stopping local mode")
+
+    @property
+    def in_flight(self) -> int:
+        return sum(f.in_flight for f in self.functions.values())
+
+
+def _build_clock(
+    template: dict[str, Any],
+    resolve: dict[str, str],
+    functions: dict[str, Any],
+    config: LocalConfig,
+) -> Any:
+    from local.eventbridge import RuleClock, Target
+    from local.moto_fidelity import rule_targets
+
+    by_arn = {f.arn: f for f in functions.values()}
+    # EventBridge may invoke a function only where a permission allows it: honour the template's.
+    allowed = [
+        str(resolve_value(p["Properties"]["SourceArn"], resolve))
+        for p in resources_of_type(template, "AWS::Lambda::Permission").values()
+        if p["Properties"].get("Principal") == "events.amazonaws.com"
+    ]
+
+    def lookup(name: str) -> tuple[str, list[Target]] | None:
+        found = rule_targets(ACCOUNT, config.region, name)
+        if found is None:
+            return None
+        arn, targets = found
+        return arn, [Target(target_arn, given) for target_arn, given in targets]
+
+    def deliver(target: Target, event: dict[str, Any]) -> None:
+        function = by_arn.get(target.arn)
+        if function is None:
+            log.warning("rule target %s is not a local function; skipped", target.arn)
+            return
+        function.invoke_async(event)
+
+    return RuleClock(lookup, deliver, allowed, aws_timing=config.aws_timing)
+
+
+def generate_api_key() -> str:
+    return secrets.token_urlsafe(24)

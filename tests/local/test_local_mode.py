@@ -1,0 +1,152 @@
+"""`make local` as a user meets it: a subprocess serving the API on 127.0.0.1, firing on time."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from task_scheduler.timing import format_utc, parse_stored_utc
+from tests.support.lambda_runtime import ROOT
+from tests.support.local_process import LocalProcess, local_mode, port_is_free
+from tests.support.receiver import Receiver, running_receiver
+from tests.support.timing import earliest_rule_minute
+
+DATE_EXPRESSION = '\'"$(date -u -d "+1 minute" +%Y-%m-%dT%H:%M:00Z)"\''
+
+
+def _ready_curl_body(local: LocalProcess, run_at: str) -> dict:
+    """The body of the curl the ready text prints, with its `date` substitution done."""
+    text = "".join(local.stdout_lines)
+    match = re.search(r"-d '(\{.*\})'\n", text)
+    assert match, text
+    return json.loads(match.group(1).replace(DATE_EXPRESSION, run_at))
+
+
+def _headers(local: LocalProcess) -> dict[str, str]:
+    return {"x-api-key": local.api_key, "Content-Type": "application/json"}
+
+
+def _wait_for_status(local: LocalProcess, task_id: str, status: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    task: dict = {}
+    while time.monotonic() < deadline:
+        task = requests.get(
+            f"{local.url}/tasks/{task_id}", headers=_headers(local), timeout=5
+        ).json()
+        if task.get("status") == status:
+            return task
+        time.sleep(0.2)
+    raise AssertionError(f"task never became {status}: {task}")
+
+
+def _deliver_once_in_its_minute(local: LocalProcess, receiver: Receiver, run_at: datetime) -> None:
+    body = _ready_curl_body(local, format_utc(run_at))
+    body["payload"]["url"] = f"{receiver.url}/hooks/local"
+    response = requests.post(
+        f"{local.url}/schedule-task", json=body, headers=_headers(local), timeout=10
+    )
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["run_at"] == format_utc(run_at)
+
+    got = receiver.wait_for(1, timeout=(run_at - datetime.now(UTC)).total_seconds() + 75)
+    assert len(got) == 1, local.output[-3000:]
+    assert run_at <= got[0].received_at < run_at + timedelta(minutes=1)
+    assert json.loads(got[0].body) == {"msg": "Hello from local mode"}
+    task = _wait_for_status(local, answer["task_id"], "completed", timeout=10)
+    assert parse_stored_utc(task["attempts"][0]["started_at"]) >= run_at
+    time.sleep(1)  # a second delivery would have arrived by now
+    assert len(receiver.requests) == 1
+
+
+def test_ready_text_and_api_key(tmp_path: object) -> None:
+    with local_mode() as local:
+        ready = local.wait_ready()
+        assert local.url in ready
+        assert local.api_key in ready
+        assert "curl" in "".join(local.stdout_lines)
+
+        no_key = requests.get(f"{local.url}/tasks/{'0' * 8}", timeout=5)
+        assert no_key.status_code == 403
+        assert no_key.json() == {"message": "Forbidden"}
+        wrong = requests.post(
+            f"{local.url}/schedule-task", json={}, headers={"x-api-key": "nope"}, timeout=5
+        )
+        assert wrong.status_code == 403
+
+        too_large = requests.post(
+            f"{local.url}/schedule-task",
+            data=b"x" * 300_000,
+            headers=_headers(local),
+            timeout=10,
+        )
+        assert too_large.status_code == 413
+        assert too_large.json()["message"]
+
+        unknown = requests.get(f"{local.url}/nowhere", headers=_headers(local), timeout=5)
+        assert unknown.status_code == 404
+        assert unknown.json()["message"]
+
+
+def test_readme_quick_start_is_delivered_once_in_its_minute() -> None:
+    with running_receiver() as receiver, local_mode() as local:
+        _deliver_once_in_its_minute(local, receiver, earliest_rule_minute())
+
+
+def test_aws_timing_fires_within_the_minute_but_never_early() -> None:
+    # A run_at late in its minute: with a random firing second the rule usually fires early,
+    # and the execute function must wait out the difference.
+    with running_receiver() as receiver, local_mode(LOCAL_AWS_TIMING="1") as local:
+        _deliver_once_in_its_minute(local, receiver, earliest_rule_minute() + timedelta(seconds=45))
+
+
+def test_inbox_records_deliveries() -> None:
+    with local_mode() as local:
+        run_at = parse_stored_utc(format_utc(datetime.now(UTC) + timedelta(seconds=2)))
+        body = _ready_curl_body(local, format_utc(run_at))
+        response = requests.post(
+            f"{local.url}/schedule-task", json=body, headers=_headers(local), timeout=10
+        )
+        assert response.status_code == 201
+        deadline = time.monotonic() + 30
+        deliveries: list = []
+        while time.monotonic() < deadline and not deliveries:
+            deliveries = requests.get(
+                f"{local.url}/_local/inbox", headers=_headers(local), timeout=5
+            ).json()["deliveries"]
+            time.sleep(0.2)
+        (delivery,) = deliveries
+        assert delivery["path"] == "/_local/inbox/hello"
+        assert json.loads(delivery["body"]) == {"msg": "Hello from local mode"}
+        assert datetime.fromisoformat(delivery["received_at"]) >= run_at
+
+
+def test_stops_cleanly_on_ctrl_c() -> None:
+    with local_mode() as local:
+        port = local.port
+        assert not port_is_free(port)
+        code = local.stop()
+    assert code == 0
+    assert local.process.poll() == 0
+    assert port_is_free(port)
+
+
+def test_readme_shows_the_same_quick_start_curl() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    from local.__main__ import ready_text
+
+    for line in ready_text("http://127.0.0.1:3000", "local-dev-key").splitlines():
+        if line.strip().startswith("curl"):
+            assert line.strip() in readme
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests must talk to 127.0.0.1 directly, whatever proxy the machine has configured.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)

@@ -1,0 +1,108 @@
+"""Starting `python -m local` (what `make local` runs) as a subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class LocalProcess:
+    process: subprocess.Popen
+    port: int
+    api_key: str
+    stdout_lines: list[str] = field(default_factory=list)
+    stderr_lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def output(self) -> str:
+        return "".join(self.stdout_lines) + "".join(self.stderr_lines)
+
+    def wait_ready(self, timeout: float = 90.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.stdout_lines):
+                if "ready at" in line:
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"local mode did not get ready:\n{self.output[-5000:]}")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+            raise AssertionError(
+                f"local mode did not stop on SIGINT:\n{self.output[-3000:]}"
+            ) from None
+
+
+def _pump(stream, sink: list[str]) -> None:
+    for line in iter(stream.readline, ""):
+        sink.append(line)
+    stream.close()
+
+
+@contextmanager
+def local_mode(**env: str) -> Iterator[LocalProcess]:
+    port = free_port()
+    api_key = env.pop("API_KEY", "test-key-123")
+    child_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONPATH"
+    }
+    child_env.update({"PORT": str(port), "API_KEY": api_key, **env})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local"],
+        cwd=ROOT,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = LocalProcess(process, port, api_key)
+    for stream, sink in (
+        (process.stdout, running.stdout_lines),
+        (process.stderr, running.stderr_lines),
+    ):
+        threading.Thread(target=_pump, args=(stream, sink), daemon=True).start()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        if process.poll() is None:
+            running.stop()
