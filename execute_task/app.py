@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import boto3
 import requests
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from task_scheduler.actions import build_registry
+from task_scheduler.aws import client
 from task_scheduler.clock import SystemClock
 from task_scheduler.delivery import HttpWebhookDeliverer
 from task_scheduler.service import Executor, RunOutcome
@@ -24,8 +24,8 @@ metrics = Metrics()
 
 settings = ExecutorSettings.from_env()
 executor = Executor(
-    store=TaskStore(boto3.client("dynamodb"), settings.table_name),
-    triggers=EventBridgeTriggers(boto3.client("events"), None, settings.rule_name_prefix, None),
+    store=TaskStore(client("dynamodb"), settings.table_name),
+    triggers=EventBridgeTriggers(client("events"), None, settings.rule_name_prefix, None),
     actions=build_registry(webhook_deliverer=HttpWebhookDeliverer(requests.Session())),
     clock=SystemClock(),
     retention=timedelta(days=settings.finished_task_retention_days),

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import base64
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from task_scheduler.actions import build_registry
+from task_scheduler.aws import client
 from task_scheduler.clock import SystemClock
 from task_scheduler.errors import SchedulerError
 from task_scheduler.http_errors import error_body, status_for
 from task_scheduler.schedule_request import parse_schedule_body
-from task_scheduler.service import Scheduler
+from task_scheduler.service import Scheduler, new_task_id
 from task_scheduler.settings import ApiSettings
 from task_scheduler.storage import TaskStore
 from task_scheduler.timing import format_utc
@@ -27,16 +27,26 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 
 settings = ApiSettings.from_env()
+
+
+def new_task_id_logged() -> str:
+    """A new task's id, added to every log line of the rest of this request."""
+    task_id = new_task_id()
+    logger.append_keys(task_id=task_id)
+    return task_id
+
+
 scheduler = Scheduler(
-    store=TaskStore(boto3.client("dynamodb"), settings.table_name),
+    store=TaskStore(client("dynamodb"), settings.table_name),
     triggers=EventBridgeTriggers(
-        boto3.client("events"),
-        boto3.client("lambda"),
+        client("events"),
+        client("lambda"),
         settings.rule_name_prefix,
         settings.execute_function_arn,
     ),
     actions=build_registry(),
     clock=SystemClock(),
+    new_id=new_task_id_logged,
 )
 
 

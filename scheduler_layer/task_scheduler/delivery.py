@@ -20,7 +20,8 @@ from task_scheduler.actions import ActionContext, ActionResult
 from task_scheduler.actions.webhook import WebhookRequest
 
 MAX_RESPONSE_BYTES = 64 * 1024
-MAX_EXCERPT_CHARS = 1024
+MAX_EXCERPT_BYTES = 1024
+_CHUNK = 8192
 MAX_CONNECT_TIMEOUT_SECONDS = 5.0
 RETRYABLE_STATUS = frozenset({408, 429})
 
@@ -56,19 +57,21 @@ class HttpWebhookDeliverer:
         except requests.RequestException as error:
             return _failure(started, f"request failed: {_reason(error)}", retryable=False)
         try:
-            excerpt = read_excerpt(response)
+            excerpt = read_excerpt(response, deadline=started + request.timeout_seconds)
         except (requests.RequestException, OSError) as error:
             response.close()
             return _failure(
                 started, f"reading the response failed: {_reason(error)}", retryable=True
             )
+        except _TooSlow:
+            return _failure(started, f"timed out after {request.timeout_seconds:g} s", True)
         return classify(response.status_code, response.headers, excerpt, _elapsed_ms(started))
 
     def prepare_headers(
         self, request: WebhookRequest, context: ActionContext, body: bytes | None
     ) -> dict[str, str]:
         headers = dict(request.headers)
-        if body is not None and not any(name.lower() == "content-type" for name in headers):
+        if body is not None:
             headers["Content-Type"] = "application/json"
         headers["User-Agent"] = self._user_agent
         return headers
@@ -81,13 +84,29 @@ def prepare_body(request: WebhookRequest) -> bytes | None:
     return json.dumps(request.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def read_excerpt(response: requests.Response) -> str:
-    """Reads at most MAX_RESPONSE_BYTES of the body and keeps a short text excerpt."""
+class _TooSlow(Exception):
+    """The response body did not arrive within the request's timeout."""
+
+
+def read_excerpt(response: requests.Response, deadline: float) -> str:
+    """Reads at most MAX_RESPONSE_BYTES of the body, by `deadline` (monotonic time) in all, and
+    keeps an excerpt of at most MAX_EXCERPT_BYTES of UTF-8 text."""
+    received = bytearray()
     try:
-        raw = response.raw.read(MAX_RESPONSE_BYTES, decode_content=True) or b""
+        while len(received) < MAX_RESPONSE_BYTES:
+            if time.monotonic() > deadline:
+                raise _TooSlow()
+            # read1: at most one socket read, so a trickling body cannot outlast the deadline.
+            chunk = response.raw.read1(
+                min(_CHUNK, MAX_RESPONSE_BYTES - len(received)), decode_content=True
+            )
+            if not chunk:
+                break
+            received += chunk
     finally:
         response.close()
-    return raw[: MAX_EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:MAX_EXCERPT_CHARS]
+    # Cut on bytes, then drop a character the cut split: the excerpt's size is bounded in bytes.
+    return bytes(received[:MAX_EXCERPT_BYTES]).decode("utf-8", errors="ignore")
 
 
 def classify(status: int, headers: Any, excerpt: str, duration_ms: int) -> ActionResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from task_scheduler.errors import (
 )
 
 MAX_BODY_BYTES = 256 * 1024
+# Deeper documents are refused: every later step (storage, delivery) walks them recursively.
+MAX_NESTING = 64
 _FIELDS = ("action", "payload", "run_at")
 
 
@@ -44,7 +47,12 @@ def parse_schedule_body(body: bytes | None, content_type: str | None) -> Schedul
     if not body.strip():
         raise InvalidRequest([FieldProblem("body", "is empty: send a JSON object")])
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        document = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise InvalidRequest(
+            [FieldProblem("body", f"nests deeper than {MAX_NESTING} levels")],
+            message="The request body nests too deeply.",
+        ) from None
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidRequest(
             [FieldProblem("body", f"is not valid JSON ({_json_reason(error)})")],
@@ -52,6 +60,8 @@ def parse_schedule_body(body: bytes | None, content_type: str | None) -> Schedul
         ) from None
     if not isinstance(document, dict):
         raise InvalidRequest([FieldProblem("body", "must be a JSON object")])
+    if _depth(document) > MAX_NESTING:
+        raise InvalidRequest([FieldProblem("body", f"nests deeper than {MAX_NESTING} levels")])
     problems = [
         FieldProblem(name, f"is not a known field ({', '.join(_FIELDS)})")
         for name in document
@@ -75,6 +85,26 @@ def is_json_media_type(content_type: str) -> bool:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:20]} is too large")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(current, dict):
+            stack.extend((child, level + 1) for child in current.values())
+        elif isinstance(current, list):
+            stack.extend((child, level + 1) for child in current)
+    return deepest
 
 
 def _json_reason(error: Exception) -> str:

@@ -16,7 +16,12 @@ from aws_lambda_powertools import Logger
 from task_scheduler.actions import ActionContext, ActionRegistry, ActionResult
 from task_scheduler.clock import Clock
 from task_scheduler.cron import parse_cron
-from task_scheduler.errors import DependencyFailure, InvalidRequest, TaskNotFound
+from task_scheduler.errors import (
+    DependencyFailure,
+    InvalidRequest,
+    SchedulerError,
+    TaskNotFound,
+)
 from task_scheduler.model import Attempt, Task, TaskStatus, new_task
 from task_scheduler.schedule_request import ScheduleRequest
 from task_scheduler.storage import TaskStore
@@ -35,6 +40,8 @@ logger = Logger(child=True)
 # How long the execute side waits for a `pending` task to become `scheduled` (see Executor).
 PENDING_GRACE = timedelta(seconds=10)
 PENDING_POLL_SECONDS = 0.2
+# A task `running` longer than this was interrupted; above the execute function's timeout (120 s).
+INTERRUPTED_AFTER = timedelta(seconds=150)
 
 
 def new_task_id() -> str:
@@ -63,7 +70,10 @@ class Scheduler:
 
         The writes are ordered so that a failure at any step leaves nothing a client can see:
         the row is written `pending` (it expires by itself), then the trigger is armed, then the
-        row becomes `scheduled`. A failure undoes what came before and raises DependencyFailure.
+        row becomes `scheduled`. A failure undoes what came before and is raised (503, or 400
+        when EventBridge rejects the expression). Should an undo step fail too, what remains is
+        harmless: a `pending` row nobody sees, which expires, and at most a trigger whose
+        execution finds no `scheduled` task and removes itself.
         """
         now = self._clock.now()
         schedule = _validated_schedule(request, self._actions, now)
@@ -86,13 +96,13 @@ class Scheduler:
                 schedule.recurring,
                 self._clock.now(),
             )
-        except DependencyFailure:
-            self._undo(task_id, disarm=False)
+        except SchedulerError:
+            self._undo(task_id)
             raise
         try:
             self._store.mark_scheduled(task_id, trigger, self._clock.now())
         except DependencyFailure:
-            self._undo(task_id, disarm=True)
+            self._undo(task_id)
             raise
         logger.info(
             "task scheduled",
@@ -112,15 +122,17 @@ class Scheduler:
             raise TaskNotFound(task_id)
         return task
 
-    def _undo(self, task_id: str, disarm: bool) -> None:
-        try:
-            if disarm:
-                self._triggers.disarm(task_id)
-            self._store.delete_pending(task_id)
-        except DependencyFailure:
-            # What is left is a `pending` row (never shown, expires by TTL) and at most a trigger
-            # whose execution finds the task not `scheduled` and does nothing.
-            logger.exception("could not undo a failed scheduling", extra={"task_id": task_id})
+    def _undo(self, task_id: str) -> None:
+        """Removes the trigger (a failed or ambiguous arm may have left one) and the row, each
+        step on its own so one failing does not skip the other."""
+        for what, step in (
+            ("remove the trigger", self._triggers.disarm),
+            ("remove the row", self._store.delete_unacknowledged),
+        ):
+            try:
+                step(task_id)
+            except DependencyFailure:
+                logger.exception(f"undo: could not {what}", extra={"task_id": task_id})
 
 
 def _validated_schedule(
@@ -139,6 +151,11 @@ def _validated_schedule(
     if problems:
         raise InvalidRequest(problems)
     return schedule
+
+
+def _next_attempt_number(task: Task) -> int:
+    # From the last recorded attempt, not the count: the list keeps only the most recent ones.
+    return task.attempts[-1].attempt + 1 if task.attempts else 1
 
 
 def _is_uuid(text: str) -> bool:
@@ -187,14 +204,19 @@ class Executor:
         if task is not None and task.status is TaskStatus.PENDING:
             task = self._await_acknowledgement(task)
         if task is None:
-            logger.warning("execute event for an unknown task; ignoring it")
+            logger.warning("execute event for an unknown task; removing its trigger if any")
+            # A trigger left by a failed scheduling whose row is gone: it must not fire again.
+            self._triggers.disarm(task_id)
             return RunReport(RunOutcome.UNKNOWN_TASK)
+        if task.status is TaskStatus.RUNNING and self._interrupted(task):
+            return self._record_interrupted(task)
         if task.status is not TaskStatus.SCHEDULED or task.next_run_at is None:
             logger.info(
                 "task is not scheduled; nothing to run", extra={"status": task.status.value}
             )
-            if task.status.finished:
-                # A retried invocation after a crash between recording and disarming: finish it.
+            if task.status.finished or task.status is TaskStatus.PENDING:
+                # Finished: a retry after a crash between recording and disarming. Pending: its
+                # scheduling failed. Either way its trigger must go.
                 self._triggers.disarm(task_id)
             return RunReport(RunOutcome.NOT_SCHEDULED)
 
@@ -228,7 +250,7 @@ class Executor:
             logger.exception("the action crashed")
             result = ActionResult(False, 0, error=f"internal error: {type(error).__name__}")
         attempt = Attempt(
-            attempt=len(task.attempts) + 1,
+            attempt=_next_attempt_number(task),
             started_at=format_utc(started),
             duration_ms=result.duration_ms,
             status_code=result.status_code,
@@ -236,6 +258,24 @@ class Executor:
             response_excerpt=result.response_excerpt,
         )
         return self._record(task, result, attempt, lateness_ms)
+
+    def _interrupted(self, task: Task) -> bool:
+        """`running` for longer than any execution can last: the function was killed (timeout,
+        crash) after claiming the task and before recording the outcome."""
+        return self._clock.now() - parse_stored_utc(task.updated_at) > INTERRUPTED_AFTER
+
+    def _record_interrupted(self, task: Task) -> RunReport:
+        claimed_at = parse_stored_utc(task.updated_at)
+        error = "interrupted: the execute function stopped before recording the outcome"
+        result = ActionResult(False, 0, error=error)
+        attempt = Attempt(
+            attempt=_next_attempt_number(task),
+            started_at=task.updated_at,
+            duration_ms=int((self._clock.now() - claimed_at).total_seconds() * 1000),
+            error=error,
+        )
+        logger.warning("task was left running by an interrupted execution; recording it failed")
+        return self._record(task, result, attempt, lateness_ms=None)
 
     def _await_acknowledgement(self, task: Task) -> Task | None:
         """A direct dispatch is sent before the API marks the task `scheduled` (the trigger must
@@ -251,7 +291,7 @@ class Executor:
         return current
 
     def _record(
-        self, task: Task, result: ActionResult, attempt: Attempt, lateness_ms: int
+        self, task: Task, result: ActionResult, attempt: Attempt, lateness_ms: int | None
     ) -> RunReport:
         now = self._clock.now()
         next_run: datetime | None = None
@@ -263,7 +303,7 @@ class Executor:
             status, outcome = TaskStatus.COMPLETED, RunOutcome.COMPLETED
         else:
             status, outcome = TaskStatus.FAILED, RunOutcome.FAILED
-        self._store.record_run(
+        recorded = self._store.record_run(
             task,
             status,
             attempt,
@@ -272,6 +312,9 @@ class Executor:
             error=None if result.succeeded else result.error,
             retention=self._retention,
         )
+        if not recorded:
+            logger.warning("the task changed while it ran; this run's outcome was not recorded")
+            return RunReport(RunOutcome.LOST_CLAIM, result, lateness_ms)
         logger.info(
             "task ran",
             extra={

@@ -76,17 +76,21 @@ class TaskStore:
             },
         )
 
-    def delete_pending(self, task_id: str) -> None:
-        """Removes a task whose trigger could not be armed (never one a client has seen)."""
+    def delete_unacknowledged(self, task_id: str) -> None:
+        """Removes a task whose scheduling failed, so the client never got its 201. It may be
+        `scheduled` already (a write that succeeded but reported an error); not once it runs."""
         with contextlib.suppress(_ConditionFailed):
             self._call(
                 "remove the unscheduled task",
                 self._client.delete_item,
                 TableName=self._table,
                 Key={"task_id": {"S": task_id}},
-                ConditionExpression="#status = :pending",
+                ConditionExpression="#status IN (:pending, :scheduled)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":pending": {"S": TaskStatus.PENDING.value}},
+                ExpressionAttributeValues={
+                    ":pending": {"S": TaskStatus.PENDING.value},
+                    ":scheduled": {"S": TaskStatus.SCHEDULED.value},
+                },
             )
 
     # -- running ---------------------------------------------------------------------------------
@@ -124,9 +128,10 @@ class TaskStore:
         next_run_at: str | None,
         error: str | None,
         retention: timedelta,
-    ) -> None:
+    ) -> bool:
         """Records a finished run of a `running` task: its attempt, its outcome, and either the
-        next occurrence (back to `scheduled`) or the end state (which then expires by TTL)."""
+        next occurrence (back to `scheduled`) or the end state (which then expires by TTL).
+        False when the task is no longer `running` (another invocation recorded it)."""
         attempts = [*task.attempts, attempt][-MAX_RECORDED_ATTEMPTS:]
         names = {"#status": "status"}
         values: dict[str, Any] = {
@@ -156,16 +161,20 @@ class TaskStore:
         expression = "SET " + ", ".join(sets)
         if removes:
             expression += " REMOVE " + ", ".join(removes)
-        self._call(
-            "record the run",
-            self._client.update_item,
-            TableName=self._table,
-            Key={"task_id": {"S": task.task_id}},
-            UpdateExpression=expression,
-            ConditionExpression="#status = :running",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        try:
+            self._call(
+                "record the run",
+                self._client.update_item,
+                TableName=self._table,
+                Key={"task_id": {"S": task.task_id}},
+                UpdateExpression=expression,
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except _ConditionFailed:
+            return False
+        return True
 
     # -- plumbing --------------------------------------------------------------------------------
 

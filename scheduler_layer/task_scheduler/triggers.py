@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from task_scheduler.errors import DependencyFailure
+from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest
 from task_scheduler.model import TriggerKind
 from task_scheduler.timing import needs_direct_dispatch, one_shot_rule_expression
 
@@ -61,11 +61,20 @@ class EventBridgeTriggers:
     def arm(
         self, task_id: str, fire_at: datetime, cron: str | None, recurring: bool, now: datetime
     ) -> TriggerKind:
-        if not recurring and needs_direct_dispatch(fire_at, now):
+        imminent = needs_direct_dispatch(fire_at, now)
+        if not recurring and imminent:
             self._dispatch(task_id)
             return TriggerKind.DIRECT
         expression = cron if recurring and cron else one_shot_rule_expression(fire_at)
         self._put_rule(task_id, expression)
+        if imminent:
+            # The rule may be too late for the first occurrence: dispatch that one directly too.
+            # The execute side claims each occurrence once, so a second delivery does nothing.
+            try:
+                self._dispatch(task_id)
+            except DependencyFailure:
+                self.disarm(task_id)
+                raise
         return TriggerKind.RULE
 
     def disarm(self, task_id: str) -> None:
@@ -111,7 +120,15 @@ class EventBridgeTriggers:
                 State="ENABLED",
                 Description=f"Runs scheduled task {task_id}",
             )
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            if _code(error) == "ValidationException":
+                # Our cron grammar should have caught it; if EventBridge disagrees, it is still
+                # the client's expression at fault, not a failing dependency.
+                raise InvalidRequest(
+                    [FieldProblem("run_at", "was rejected by EventBridge as a schedule expression")]
+                ) from error
+            raise _failure("create the task's EventBridge rule", error) from error
+        except BotoCoreError as error:
             raise _failure("create the task's EventBridge rule", error) from error
         try:
             answer = self._events.put_targets(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import uuid
 from datetime import UTC, datetime
+
+import pytest
 
 from task_scheduler import USER_AGENT
 from task_scheduler.timing import format_utc, parse_stored_utc
@@ -177,9 +180,17 @@ def test_timeout_is_recorded(aws: Aws, handlers: Handlers, receiver: Receiver) -
     assert "timed out" in _task(handlers, task_id)["last_error"]
 
 
-def test_unknown_task_is_logged_and_returns_normally(aws: Aws, handlers: Handlers) -> None:
-    outcome = handlers.run("123e4567-e89b-42d3-a456-426614174000")
+def test_unknown_task_is_logged_and_returns_normally(
+    caplog: pytest.LogCaptureFixture, aws: Aws, handlers: Handlers
+) -> None:
+    task_id = "123e4567-e89b-42d3-a456-426614174000"
+    outcome = handlers.run(task_id)
     assert outcome["outcome"] == "unknown_task"
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "unknown task" in warning.getMessage()
+    # Formatted as Lambda prints it: Powertools JSON carrying the task id.
+    formatter = logging.getLogger("task-scheduler").handlers[0].formatter
+    assert json.loads(formatter.format(warning))["task_id"] == task_id
 
 
 def test_event_without_task_id_returns_normally(aws: Aws, handlers: Handlers) -> None:

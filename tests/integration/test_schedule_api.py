@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.conftest import RULE_PREFIX, Aws, Handlers, body_of
 from tests.support.events import api_event, load_event
+from tests.support.lambda_runtime import ROOT, FakeLambdaContext, load_handler_module
 
 README_BODY = {
     "action": "webhook",
@@ -189,12 +190,29 @@ def test_base64_body_as_api_gateway_sends_it(aws: Aws, handlers: Handlers) -> No
     assert body_of(response)["run_at"] == "2099-05-19T17:56:00Z"
 
 
-def test_dependency_failure_is_503_and_leaves_nothing(aws: Aws, handlers: Handlers) -> None:
+def test_table_failure_is_503_and_arms_nothing(aws: Aws, handlers: Handlers) -> None:
     aws.dynamodb.delete_table(TableName="test-tasks")
     response = handlers.api("POST", "/schedule-task", README_BODY)
     assert response["statusCode"] == 503
     assert "DynamoDB" in body_of(response)["message"]
     assert aws.rule_names() == []
+
+
+def test_failing_rule_target_is_503_and_undoes_the_rule_and_the_row(
+    aws: Aws, function_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EventBridge refuses a target that is not an ARN: PutRule succeeds, PutTargets fails.
+    monkeypatch.setenv("EXECUTE_FUNCTION_ARN", "not-an-arn")
+    schedule = load_handler_module(ROOT / "schedule_task")
+
+    response = schedule.lambda_handler(
+        api_event("POST", "/schedule-task", README_BODY), FakeLambdaContext()
+    )
+
+    assert response["statusCode"] == 503
+    assert "rule target" in body_of(response)["message"]
+    assert aws.rule_names() == []
+    assert aws.table_is_empty()
 
 
 def test_every_error_is_json_with_a_message(aws: Aws, handlers: Handlers) -> None:

@@ -163,3 +163,18 @@ def test_sam_validate_lint_is_clean() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_unknown_routes_are_a_json_404_not_api_gateways_403(template: dict) -> None:
+    responses = template["Resources"]["SchedulerApi"]["Properties"]["GatewayResponses"]
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["StatusCode"] == "404"
+    body = missing["ResponseTemplates"]["application/json"]
+    assert body.startswith('{"message": ')
+
+
+def test_execute_timeout_is_below_the_interrupted_threshold(template: dict) -> None:
+    from task_scheduler.service import INTERRUPTED_AFTER
+
+    timeout = _function(template, "ExecuteTaskFunction")["Timeout"]
+    assert timeout < INTERRUPTED_AFTER.total_seconds()

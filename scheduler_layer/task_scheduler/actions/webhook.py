@@ -19,7 +19,28 @@ MAX_HEADERS = 50
 MAX_HEADER_VALUE_LENGTH = 4096
 # Set by the scheduler on every delivery; a client may not set them (contract section 5).
 RESERVED_HEADERS = frozenset(
-    {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature", "user-agent"}
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+# Hop-by-hop and framing headers belong to the HTTP connection, which the scheduler manages.
+CONNECTION_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")  # an RFC 9110 token
 _PAYLOAD_FIELDS = ("url", "data", "method", "headers", "timeout_seconds")
@@ -131,6 +152,8 @@ def _check_headers(headers: Any, problems: list[FieldProblem]) -> dict[str, str]
             problems.append(FieldProblem(where, "is not a valid header name"))
         elif name.lower() in RESERVED_HEADERS:
             problems.append(FieldProblem(where, "is set by the scheduler and cannot be overridden"))
+        elif name.lower() in CONNECTION_HEADERS:
+            problems.append(FieldProblem(where, "is a connection header the scheduler manages"))
         elif name.lower() in seen:
             problems.append(FieldProblem(where, "is given twice (header names ignore case)"))
         elif not isinstance(value, str):
@@ -139,10 +162,26 @@ def _check_headers(headers: Any, problems: list[FieldProblem]) -> dict[str, str]
             problems.append(
                 FieldProblem(where, f"must be at most {MAX_HEADER_VALUE_LENGTH} characters")
             )
-        elif any(ch in value for ch in "\r\n\0"):
-            problems.append(FieldProblem(where, "must not contain line breaks or NUL"))
+        elif not _sendable_header_value(value):
+            problems.append(
+                FieldProblem(
+                    where,
+                    "must be Latin-1 text without control characters or surrounding spaces",
+                )
+            )
         seen.add(name.lower())
     return dict(headers)
+
+
+def _sendable_header_value(value: str) -> bool:
+    """What HTTP can carry as a field value (RFC 9110 5.5), as `requests` will send it."""
+    if value != value.strip(" \t"):
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value)
 
 
 def _check_timeout(timeout: Any, problems: list[FieldProblem]) -> float:
