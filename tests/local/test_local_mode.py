@@ -6,6 +6,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -130,6 +131,9 @@ def test_stops_cleanly_on_ctrl_c() -> None:
     with local_mode() as local:
         port = local.port
         assert not port_is_free(port)
+        # Everything (moto included) runs inside this one process: nothing to leave behind.
+        pid = local.process.pid
+        assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
         code = local.stop()
     assert code == 0
     assert local.process.poll() == 0
