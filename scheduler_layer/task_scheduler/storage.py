@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,16 +50,35 @@ class TaskStore:
         """Writes a new task as `pending`; it expires unless `mark_scheduled` follows."""
         item = _to_item(task)
         item["expires_at"] = {"N": _epoch(now + PENDING_ROW_TTL)}
-        self._call(
-            "store the task",
-            self._client.put_item,
-            TableName=self._table,
-            Item=item,
-            ConditionExpression="attribute_not_exists(task_id)",
-        )
+        try:
+            self._call(
+                "store the task",
+                self._client.put_item,
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(task_id)",
+            )
+        except _ConditionFailed:
+            # The client retried a write that had succeeded but whose answer was lost.
+            if not self._has_status(task.task_id, TaskStatus.PENDING):
+                raise DependencyFailure("Could not store the task: its id is taken.") from None
 
     def mark_scheduled(self, task_id: str, trigger: TriggerKind, now: datetime) -> None:
         """`pending` → `scheduled` once its trigger is armed; the row no longer expires."""
+        try:
+            self._mark_scheduled(task_id, trigger, now)
+        except _ConditionFailed:
+            # A retried write whose first attempt succeeded (its answer lost) finds `scheduled`,
+            # or a direct dispatch already claimed it. Anything else is a failure to undo.
+            current = self.get(task_id)
+            if current is None or current.status is TaskStatus.PENDING:
+                raise DependencyFailure("Could not mark the task scheduled.") from None
+
+    def _has_status(self, task_id: str, status: TaskStatus) -> bool:
+        current = self.get(task_id)
+        return current is not None and current.status is status
+
+    def _mark_scheduled(self, task_id: str, trigger: TriggerKind, now: datetime) -> None:
         self._call(
             "mark the task scheduled",
             self._client.update_item,
@@ -98,13 +118,14 @@ class TaskStore:
     def claim(self, task_id: str, due: str, now: datetime) -> bool:
         """`scheduled` → `running` for the occurrence `due`. False when another invocation has it,
         the task was cancelled, or that occurrence already ran."""
+        token = str(uuid.uuid4())
         try:
             self._call(
                 "claim the task",
                 self._client.update_item,
                 TableName=self._table,
                 Key={"task_id": {"S": task_id}},
-                UpdateExpression="SET #status = :running, updated_at = :now",
+                UpdateExpression="SET #status = :running, updated_at = :now, claim_token = :token",
                 ConditionExpression="#status = :scheduled AND next_run_at = :due",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
@@ -112,10 +133,19 @@ class TaskStore:
                     ":scheduled": {"S": TaskStatus.SCHEDULED.value},
                     ":due": {"S": due},
                     ":now": {"S": format_utc(now)},
+                    ":token": {"S": token},
                 },
             )
         except _ConditionFailed:
-            return False
+            # Lost to another invocation, unless it is our own earlier try whose answer was lost.
+            item = self._call(
+                "read the task",
+                self._client.get_item,
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                ConsistentRead=True,
+            ).get("Item", {})
+            return item.get("claim_token", {}).get("S") == token
         return True
 
     def record_run(

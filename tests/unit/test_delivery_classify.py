@@ -1,21 +1,27 @@
 """Unit tests for task_scheduler.delivery: classifying answers and preparing the request.
 
 Contract section 5 (what a receiver gets, which answers succeed, fail or are retried).
-No network: only the pure functions and `prepare_headers` are exercised.
+No network: the pure functions, `prepare_headers`, and reading and delivering over fakes of the
+session, the response and its raw body.
 """
 
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 import task_scheduler
+from task_scheduler import delivery
 from task_scheduler.actions import ActionContext
-from task_scheduler.actions.webhook import parse_webhook_payload
+from task_scheduler.actions.webhook import WebhookRequest, parse_webhook_payload
 from task_scheduler.delivery import (
+    MAX_EXCERPT_BYTES,
+    MAX_RESPONSE_BYTES,
     HttpWebhookDeliverer,
     classify,
     parse_retry_after,
     prepare_body,
+    read_excerpt,
 )
 
 URL = "https://example.com/hook"
@@ -177,10 +183,18 @@ def test_no_content_type_without_a_body():
     assert headers == {"User-Agent": task_scheduler.USER_AGENT}
 
 
-@pytest.mark.parametrize("name", ["Content-Type", "content-type", "CONTENT-TYPE"])
-def test_clients_content_type_is_kept(name):
-    headers = headers_for({"url": URL, "data": 1, "headers": {name: "text/plain"}}, b"1")
-    assert headers == {name: "text/plain", "User-Agent": task_scheduler.USER_AGENT}
+def test_json_content_type_is_set_whatever_the_method_when_there_is_a_body():
+    for method in ("GET", "DELETE", "PUT", "PATCH"):
+        payload = {"url": URL, "method": method, "data": None}
+        headers = headers_for(payload, prepare_body(parse_webhook_payload(payload)))
+        assert headers["Content-Type"] == "application/json", method
+
+
+def test_scheduler_content_type_replaces_one_that_slipped_past_validation():
+    # Validation refuses Content-Type (it is reserved); prepare_headers does not rely on that.
+    request = WebhookRequest(url=URL, headers={"Content-Type": "text/plain"}, has_data=True)
+    headers = HttpWebhookDeliverer(session=None).prepare_headers(request, CONTEXT, b"null")
+    assert headers == {"Content-Type": "application/json", "User-Agent": task_scheduler.USER_AGENT}
 
 
 def test_clients_headers_are_sent_unchanged_and_not_mutated():
@@ -194,3 +208,237 @@ def test_user_agent_can_be_configured():
     deliverer = HttpWebhookDeliverer(session=None, user_agent="custom/1")
     request = parse_webhook_payload({"url": URL})
     assert deliverer.prepare_headers(request, CONTEXT, None)["User-Agent"] == "custom/1"
+
+
+# --- read_excerpt -----------------------------------------------------------------------------
+
+
+class FakeMonotonic:
+    """Stands in for time.monotonic; `advance` moves it on."""
+
+    def __init__(self, start=1000.0):
+        self.current = start
+
+    def __call__(self):
+        return self.current
+
+    def advance(self, seconds):
+        self.current += seconds
+
+
+class FakeRaw:
+    """urllib3's response body: read1 hands out the scripted chunks, at most `amt` bytes each,
+    and records every call. `endless` repeats its only chunk for ever; `per_read` is how long
+    each read takes on the fake monotonic clock."""
+
+    def __init__(self, chunks, endless=False, clock=None, per_read=0.0):
+        self.chunks = list(chunks)
+        self.endless = endless
+        self.clock = clock
+        self.per_read = per_read
+        self.calls = []
+        self.handed_out = 0
+
+    def read1(self, amt=None, decode_content=None):
+        self.calls.append((amt, decode_content))
+        if self.clock is not None:
+            self.clock.advance(self.per_read)
+        if not self.chunks:
+            return b""
+        chunk = self.chunks[0] if self.endless else self.chunks.pop(0)
+        if amt is not None and len(chunk) > amt:
+            if not self.endless:
+                self.chunks.insert(0, chunk[amt:])
+            chunk = chunk[:amt]
+        self.handed_out += len(chunk)
+        return chunk
+
+
+class FakeResponse:
+    def __init__(self, raw, status_code=200, headers=None):
+        self.raw = raw
+        self.status_code = status_code
+        self.headers = headers or {}
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+@pytest.fixture
+def monotonic(monkeypatch):
+    clock = FakeMonotonic()
+    monkeypatch.setattr(delivery.time, "monotonic", clock)
+    return clock
+
+
+FAR = 10**9  # a deadline that is never reached
+
+
+def test_excerpt_joins_the_chunks_and_closes_the_response():
+    raw = FakeRaw([b'{"ok":', b" true", b"}"])
+    response = FakeResponse(raw)
+    assert read_excerpt(response, deadline=FAR) == '{"ok": true}'
+    assert response.closed == 1
+    assert all(decode is True for _, decode in raw.calls)  # gzip and the like are decoded
+    assert all(amount <= 8192 for amount, _ in raw.calls)
+
+
+def test_empty_body_is_an_empty_excerpt():
+    response = FakeResponse(FakeRaw([]))
+    assert read_excerpt(response, deadline=FAR) == ""
+    assert response.closed == 1
+
+
+def test_reading_stops_at_64_kib():
+    assert MAX_RESPONSE_BYTES == 64 * 1024
+    raw = FakeRaw([b"x" * 5000], endless=True)
+    response = FakeResponse(raw)
+    excerpt = read_excerpt(response, deadline=FAR)
+    assert raw.handed_out == MAX_RESPONSE_BYTES
+    # 13 reads of 5000 bytes, then only what is left below the cap is asked for.
+    assert len(raw.calls) == 14
+    assert raw.calls[-1][0] == MAX_RESPONSE_BYTES - 13 * 5000
+    assert excerpt == "x" * MAX_EXCERPT_BYTES
+    assert response.closed == 1
+
+
+def test_a_body_of_exactly_64_kib_is_read_without_asking_for_more():
+    raw = FakeRaw([b"y" * 8192] * 8 + [b"never read"])
+    read_excerpt(FakeResponse(raw), deadline=FAR)
+    assert raw.handed_out == MAX_RESPONSE_BYTES
+    assert len(raw.calls) == 8
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("a" * 2000, "a" * 1024),
+        ("a" * 1023 + "é" + "b", "a" * 1023),  # é (2 bytes) would end at byte 1025: dropped
+        ("a" * 1022 + "é" + "b", "a" * 1022 + "é"),  # é ends exactly at byte 1024: kept
+        ("€" * 400, "€" * 341),  # 3 bytes each: 1023 bytes
+        ("🚀" * 300, "🚀" * 256),  # 4 bytes each: exactly 1024 bytes
+        ("a" + "🚀" * 300, "a" + "🚀" * 255),  # the 257th rocket is split at the cut
+        ("Zürich", "Zürich"),
+    ],
+)
+def test_excerpt_is_at_most_1024_bytes_of_utf8(text, kept):
+    assert MAX_EXCERPT_BYTES == 1024
+    excerpt = read_excerpt(FakeResponse(FakeRaw([text.encode()])), deadline=FAR)
+    assert excerpt == kept
+    assert len(excerpt.encode()) <= MAX_EXCERPT_BYTES
+
+
+def test_a_character_split_between_two_chunks_is_kept_whole():
+    encoded = "ab€cd".encode()  # the euro sign is bytes 2..4
+    raw = FakeRaw([encoded[:3], encoded[3:]])
+    assert read_excerpt(FakeResponse(raw), deadline=FAR) == "ab€cd"
+
+
+def test_body_not_arriving_by_the_deadline_is_too_slow(monotonic):
+    raw = FakeRaw([b"x"] * 100, clock=monotonic, per_read=1.0)
+    response = FakeResponse(raw)
+    with pytest.raises(delivery._TooSlow):
+        read_excerpt(response, deadline=monotonic() + 3.5)
+    assert len(raw.calls) == 4  # reads at 1000, 1001, 1002, 1003; at 1004 the deadline passed
+    assert response.closed == 1
+
+
+def test_body_ending_exactly_at_the_deadline_is_read(monotonic):
+    raw = FakeRaw([b"a", b"b", b"c"], clock=monotonic, per_read=1.0)
+    assert read_excerpt(FakeResponse(raw), deadline=monotonic() + 3.0) == "abc"
+
+
+def test_a_failing_read_still_closes_the_response():
+    class BrokenRaw:
+        def read1(self, amt=None, decode_content=None):
+            raise OSError("connection reset")
+
+    response = FakeResponse(BrokenRaw())
+    with pytest.raises(OSError, match="connection reset"):
+        read_excerpt(response, deadline=FAR)
+    assert response.closed == 1
+
+
+# --- deliver ----------------------------------------------------------------------------------
+
+
+class FakeSession:
+    def __init__(self, response=None, raises=None):
+        self.response = response
+        self.raises = raises
+        self.calls = []
+
+    def request(self, method, url, **kwargs):
+        self.calls.append((method, url, kwargs))
+        if self.raises is not None:
+            raise self.raises
+        return self.response
+
+
+def test_deliver_sends_the_request_and_classifies_the_answer(monotonic):
+    response = FakeResponse(FakeRaw([b"accepted"]), status_code=202)
+    session = FakeSession(response)
+    request = parse_webhook_payload(
+        {"url": URL, "data": {"a": 1}, "headers": {"X-Tenant": "acme"}, "timeout_seconds": 3}
+    )
+    result = HttpWebhookDeliverer(session).deliver(request, CONTEXT)
+    assert result.succeeded is True
+    assert result.status_code == 202
+    assert result.response_excerpt == "accepted"
+    [(method, url, kwargs)] = session.calls
+    assert (method, url) == ("POST", URL)
+    assert kwargs == {
+        "data": b'{"a":1}',
+        "headers": {
+            "X-Tenant": "acme",
+            "Content-Type": "application/json",
+            "User-Agent": task_scheduler.USER_AGENT,
+        },
+        "timeout": (3, 3),
+        "allow_redirects": False,
+        "stream": True,
+    }
+
+
+def test_deliver_caps_the_connect_timeout_at_5_seconds(monotonic):
+    session = FakeSession(FakeResponse(FakeRaw([])))
+    request = parse_webhook_payload({"url": URL, "timeout_seconds": 30})
+    HttpWebhookDeliverer(session).deliver(request, CONTEXT)
+    assert session.calls[0][2]["timeout"] == (5.0, 30)
+    assert session.calls[0][2]["data"] is None
+
+
+def test_deliver_turns_a_body_too_slow_into_a_retryable_timeout(monotonic):
+    raw = FakeRaw([b"x"] * 100, clock=monotonic, per_read=1.0)
+    response = FakeResponse(raw, status_code=200)
+    request = parse_webhook_payload({"url": URL, "timeout_seconds": 2})
+    result = HttpWebhookDeliverer(FakeSession(response)).deliver(request, CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error == "timed out after 2 s"
+    assert result.status_code is None
+    assert result.duration_ms == 3000
+    assert response.closed == 1
+
+
+def test_deliver_turns_a_failing_read_into_a_retryable_failure(monotonic):
+    class BrokenRaw:
+        def read1(self, amt=None, decode_content=None):
+            raise OSError("connection reset by peer")
+
+    response = FakeResponse(BrokenRaw(), status_code=200)
+    request = parse_webhook_payload({"url": URL})
+    result = HttpWebhookDeliverer(FakeSession(response)).deliver(request, CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error == "reading the response failed: connection reset by peer"
+
+
+def test_deliver_turns_a_request_timeout_into_a_retryable_failure(monotonic):
+    request = parse_webhook_payload({"url": URL, "timeout_seconds": 1.5})
+    session = FakeSession(raises=requests.ReadTimeout("read timed out"))
+    result = HttpWebhookDeliverer(session).deliver(request, CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error == "timed out after 1.5 s"

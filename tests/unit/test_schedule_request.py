@@ -11,6 +11,7 @@ from task_scheduler.actions import ActionRegistry, build_registry
 from task_scheduler.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from task_scheduler.schedule_request import (
     MAX_BODY_BYTES,
+    MAX_NESTING,
     ScheduleRequest,
     is_json_media_type,
     parse_schedule_body,
@@ -250,3 +251,81 @@ def test_payload_problems_come_from_the_action():
     assert validation_problems(request) == [
         ("payload.url", "must be an absolute http:// or https:// URL")
     ]
+
+
+# --- nesting and number limits ----------------------------------------------------------------
+
+
+def with_data(data_json: bytes) -> bytes:
+    """VALID with `payload.data` replaced by raw JSON text."""
+    return (
+        b'{"action": "webhook", "payload": {"url": "https://example.com", "data": '
+        + data_json
+        + b'}, "run_at": "2030-05-19T17:56:00Z"}'
+    )
+
+
+def nested_lists(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+def test_body_nested_exactly_64_levels_is_accepted():
+    # The body object is level 1, `payload` level 2, so `data` may hold 62 more levels.
+    assert MAX_NESTING == 64
+    request = parse_schedule_body(with_data(nested_lists(62)), "application/json")
+    depth, value = 0, request.payload["data"]
+    while isinstance(value, list):
+        depth, value = depth + 1, (value[0] if value else None)
+    assert depth == 62
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        nested_lists(63),
+        b'{"a":' * 63 + b"1" + b"}" * 63,
+        nested_lists(900),
+        nested_lists(5000),
+    ],
+    ids=["lists-65", "objects-65", "lists-902", "lists-5002"],
+)
+def test_body_nested_deeper_than_64_levels_is_invalid(data):
+    assert problems_of(with_data(data)) == [("body", "nests deeper than 64 levels")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        nested_lists(100_000),
+        b'{"a":' * 50_000,  # 250,000 bytes: within the size limit
+        b'{"action": "webhook", "payload": ' + b"[" * 100_000,
+    ],
+    ids=["unclosed-lists", "closed-lists", "unclosed-objects", "inside-a-valid-start"],
+)
+def test_absurdly_deep_body_is_invalid_not_a_recursion_error(body):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_schedule_body(body, "application/json")
+    assert [(p.field, p.problem) for p in caught.value.problems] == [
+        ("body", "nests deeper than 64 levels")
+    ]
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1E+309", b"[2.5e308]"])
+def test_numbers_overflowing_to_infinity_are_invalid(number):
+    [(field, problem)] = problems_of(with_data(number))
+    assert field == "body"
+    assert problem.startswith("is not valid JSON (")
+    assert "too large" in problem
+
+
+@pytest.mark.parametrize(
+    ("number", "value"),
+    [(b"1e308", 1e308), (b"-1.7976931348623157e308", -1.7976931348623157e308), (b"1e-400", 0.0)],
+)
+def test_large_but_finite_numbers_are_kept(number, value):
+    assert parse_schedule_body(with_data(number), None).payload["data"] == value
+
+
+def test_nan_is_still_refused_inside_nested_data():
+    assert [field for field, _ in problems_of(with_data(b'{"x": [NaN]}'))] == ["body"]

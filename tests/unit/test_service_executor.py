@@ -8,10 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from task_scheduler import service
 from task_scheduler.actions import ActionRegistry, ActionResult
-from task_scheduler.model import Attempt, Task, TaskStatus, TriggerKind
-from task_scheduler.service import Executor, RunOutcome
-from task_scheduler.timing import MAX_EARLY_ARRIVAL
+from task_scheduler.model import MAX_RECORDED_ATTEMPTS, Attempt, Task, TaskStatus, TriggerKind
+from task_scheduler.service import (
+    INTERRUPTED_AFTER,
+    PENDING_GRACE,
+    PENDING_POLL_SECONDS,
+    Executor,
+    RunOutcome,
+)
+from task_scheduler.timing import MAX_EARLY_ARRIVAL, format_utc
 
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
 DUE = datetime(2030, 5, 19, 17, 56, 0, tzinfo=UTC)
@@ -43,6 +50,7 @@ class FakeStore:
         self.claims = []
         self.records = []
         self.lose_claims = False
+        self.lose_records = False
 
     def get(self, task_id):
         return self.tasks.get(task_id)
@@ -54,12 +62,12 @@ class FakeStore:
             return False
         if task.status is not TaskStatus.SCHEDULED or task.next_run_at != due:
             return False
-        self.tasks[task_id] = task.with_changes(status=TaskStatus.RUNNING)
+        self.tasks[task_id] = task.with_changes(
+            status=TaskStatus.RUNNING, updated_at=format_utc(now)
+        )
         return True
 
     def record_run(self, task, status, attempt, now, *, next_run_at, error, retention):
-        current = self.tasks[task.task_id]
-        assert current.status is TaskStatus.RUNNING, "record_run needs a running task"
         self.records.append(
             {
                 "status": status,
@@ -70,13 +78,19 @@ class FakeStore:
                 "retention": retention,
             }
         )
+        current = self.tasks.get(task.task_id)
+        # Conditional on `running`, like the real write; False when another invocation won.
+        if self.lose_records or current is None or current.status is not TaskStatus.RUNNING:
+            return False
         self.tasks[task.task_id] = current.with_changes(
             status=status,
-            attempts=(*current.attempts, attempt),
+            updated_at=format_utc(now),
+            attempts=(*task.attempts, attempt)[-MAX_RECORDED_ATTEMPTS:],
             runs=current.runs + 1,
             next_run_at=next_run_at,
             last_error=error,
         )
+        return True
 
 
 class FakeTriggers:
@@ -143,14 +157,16 @@ class World:
 # --- nothing to run ---------------------------------------------------------------------------
 
 
-def test_unknown_task_is_ignored():
+def test_unknown_task_is_not_run_and_a_leftover_trigger_is_removed():
+    # A trigger left by a failed scheduling whose row is gone must not fire again.
     world = World(task=None)
     report = world.run()
     assert report.outcome is RunOutcome.UNKNOWN_TASK
     assert report.result is None
     assert world.action.calls == []
     assert world.store.claims == []
-    assert world.triggers.disarmed == []
+    assert world.store.records == []
+    assert world.triggers.disarmed == [TASK_ID]
 
 
 @pytest.mark.parametrize("status", [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED])
@@ -163,12 +179,16 @@ def test_finished_task_is_not_run_and_its_trigger_is_removed(status):
     assert world.triggers.disarmed == [TASK_ID]
 
 
-@pytest.mark.parametrize("status", [TaskStatus.RUNNING, TaskStatus.PENDING])
-def test_running_or_pending_task_is_not_run_here(status):
-    world = World(make_task(status=status))
-    assert world.run().outcome is RunOutcome.NOT_SCHEDULED
+def test_task_running_elsewhere_recently_is_left_alone():
+    claimed_at = DUE - INTERRUPTED_AFTER  # exactly at the limit: not yet interrupted
+    world = World(make_task(status=TaskStatus.RUNNING, updated_at=format_utc(claimed_at)))
+    report = world.run()
+    assert report.outcome is RunOutcome.NOT_SCHEDULED
     assert world.action.calls == []
+    assert world.store.claims == []
+    assert world.store.records == []
     assert world.triggers.disarmed == []
+    assert world.store.tasks[TASK_ID].status is TaskStatus.RUNNING
 
 
 def test_arrival_more_than_max_early_arrival_before_due_is_not_due():
@@ -421,6 +441,188 @@ def test_rescheduled_task_runs_again_at_its_next_occurrence_only():
     ]
     assert [call[2].run_id for call in world.action.calls] == [f"{TASK_ID}:1", f"{TASK_ID}:2"]
     assert world.store.tasks[TASK_ID].next_run_at == "2030-05-19T18:15:00Z"
+
+
+# --- interrupted executions -------------------------------------------------------------------
+
+INTERRUPTED_ERROR = "interrupted: the execute function stopped before recording the outcome"
+
+
+def interrupted_task(claimed_at, **changes):
+    return make_task(status=TaskStatus.RUNNING, updated_at=format_utc(claimed_at), **changes)
+
+
+def test_one_shot_left_running_is_recorded_as_an_interrupted_failure():
+    claimed_at = DUE + timedelta(seconds=1)
+    now = claimed_at + INTERRUPTED_AFTER + timedelta(seconds=1)
+    world = World(interrupted_task(claimed_at), now=now)
+    report = world.run()
+    assert report.outcome is RunOutcome.FAILED
+    assert report.result.succeeded is False
+    assert report.lateness_ms is None
+    assert world.action.calls == []  # never run twice: the first run may have delivered
+    assert world.store.claims == []
+    [record] = world.store.records
+    assert record["status"] is TaskStatus.FAILED
+    assert record["next_run_at"] is None
+    assert record["error"] == INTERRUPTED_ERROR
+    assert record["error"].startswith("interrupted")
+    assert record["attempt"] == Attempt(
+        attempt=1,
+        started_at=format_utc(claimed_at),
+        duration_ms=151_000,
+        error=INTERRUPTED_ERROR,
+    )
+    assert world.store.tasks[TASK_ID].status is TaskStatus.FAILED
+    assert world.store.tasks[TASK_ID].last_error == INTERRUPTED_ERROR
+    assert world.triggers.disarmed == [TASK_ID]
+
+
+def test_recurring_task_left_running_is_recorded_and_rescheduled():
+    claimed_at = datetime(2030, 5, 19, 17, 45, 0, tzinfo=UTC)
+    now = datetime(2030, 5, 19, 17, 50, 0, tzinfo=UTC)
+    task = interrupted_task(
+        claimed_at,
+        run_at="cron(0/15 * * * ? *)",
+        recurring=True,
+        next_run_at="2030-05-19T17:45:00Z",
+    )
+    world = World(task, now=now)
+    report = world.run()
+    assert report.outcome is RunOutcome.RESCHEDULED
+    assert world.action.calls == []
+    [record] = world.store.records
+    assert record["status"] is TaskStatus.SCHEDULED
+    assert record["next_run_at"] == "2030-05-19T18:00:00Z"
+    assert record["error"].startswith("interrupted")
+    assert record["attempt"].duration_ms == 300_000
+    assert world.store.tasks[TASK_ID].status is TaskStatus.SCHEDULED
+    assert world.triggers.disarmed == []
+
+
+def test_interrupted_attempt_is_numbered_after_the_last_recorded_one():
+    earlier = Attempt(attempt=7, started_at="2030-05-19T17:41:00Z", duration_ms=5)
+    world = World(
+        interrupted_task(DUE, attempts=(earlier,)),
+        now=DUE + timedelta(minutes=10),
+    )
+    world.run()
+    assert world.store.records[0]["attempt"].attempt == 8
+
+
+def test_interrupted_run_recorded_by_another_invocation_first_is_a_lost_claim():
+    world = World(interrupted_task(DUE), now=DUE + timedelta(minutes=10))
+    world.store.lose_records = True
+    report = world.run()
+    assert report.outcome is RunOutcome.LOST_CLAIM
+    assert world.triggers.disarmed == []
+
+
+# --- the run's outcome could not be recorded --------------------------------------------------
+
+
+class RecordingLogger:
+    """Stands in for the service module's logger: keeps (level, message) of every call."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __getattr__(self, level):
+        def record(message, *args, **kwargs):
+            self.lines.append((level, message))
+
+        return record
+
+
+def test_record_refused_because_the_task_changed_is_a_lost_claim(monkeypatch):
+    recorder = RecordingLogger()
+    monkeypatch.setattr(service, "logger", recorder)
+    world = World(make_task())
+    world.store.lose_records = True
+    report = world.run()
+    assert report.outcome is RunOutcome.LOST_CLAIM
+    assert report.result is world.action.result  # it did run; only the record was refused
+    assert len(world.action.calls) == 1
+    assert len(world.store.records) == 1
+    assert world.triggers.disarmed == []
+    assert (
+        "warning",
+        "the task changed while it ran; this run's outcome was not recorded",
+    ) in recorder.lines
+
+
+def test_record_refused_for_a_failed_run_is_a_lost_claim_too():
+    result = ActionResult(False, 80, status_code=500, error="HTTP 500")
+    world = World(make_task(), result=result)
+    world.store.lose_records = True
+    assert world.run().outcome is RunOutcome.LOST_CLAIM
+    assert world.triggers.disarmed == []
+
+
+# --- attempt numbers past the recorded cap ----------------------------------------------------
+
+
+def numbered_attempts(first, last):
+    return tuple(
+        Attempt(attempt=n, started_at="2030-05-01T00:00:00Z", duration_ms=1)
+        for n in range(first, last + 1)
+    )
+
+
+def test_attempt_number_follows_the_last_recorded_attempt_not_the_count():
+    # The stored list is capped, so its length says nothing about how many attempts ran.
+    assert MAX_RECORDED_ATTEMPTS == 50
+    world = World(make_task(attempts=numbered_attempts(71, 120)))
+    world.run()
+    assert world.store.records[0]["attempt"].attempt == 121
+
+
+def test_attempt_numbers_keep_increasing_once_the_list_is_capped():
+    task = cron_task("cron(0/15 * * * ? *)", "2030-05-19T17:45:00Z")
+    world = World(task.with_changes(attempts=numbered_attempts(1, 50)))
+    for minutes in (45, 60, 75):
+        world.clock.current = datetime(2030, 5, 19, 17, 0, tzinfo=UTC) + timedelta(minutes=minutes)
+        assert world.run().outcome is RunOutcome.RESCHEDULED
+    assert [record["attempt"].attempt for record in world.store.records] == [51, 52, 53]
+    stored = world.store.tasks[TASK_ID].attempts
+    assert len(stored) == MAX_RECORDED_ATTEMPTS
+    assert [stored[0].attempt, stored[-1].attempt] == [4, 53]
+
+
+# --- a task still pending ---------------------------------------------------------------------
+
+
+def test_task_still_pending_after_the_grace_is_not_run_and_disarmed():
+    world = World(make_task(status=TaskStatus.PENDING), now=DUE - timedelta(seconds=30))
+    report = world.run()
+    assert report.outcome is RunOutcome.NOT_SCHEDULED
+    assert world.action.calls == []
+    assert world.store.claims == []
+    assert world.triggers.disarmed == [TASK_ID]
+    # It polled for the whole grace, and no longer.
+    assert set(world.clock.sleeps) == {PENDING_POLL_SECONDS}
+    waited = timedelta(seconds=sum(world.clock.sleeps))
+    assert PENDING_GRACE <= waited < PENDING_GRACE + timedelta(seconds=2 * PENDING_POLL_SECONDS)
+
+
+def test_pending_task_whose_row_is_removed_meanwhile_is_unknown_and_disarmed():
+    # The API's undo deletes the row while the direct dispatch waits for it.
+    world = World(make_task(status=TaskStatus.PENDING), now=DUE - timedelta(seconds=5))
+    real_get = world.store.get
+    reads = []
+
+    def get_then_api_undoes(task_id):
+        task = real_get(task_id)
+        reads.append(task)
+        world.store.tasks.pop(task_id, None)
+        return task
+
+    world.store.get = get_then_api_undoes
+    report = world.run()
+    assert report.outcome is RunOutcome.UNKNOWN_TASK
+    assert reads[0].status is TaskStatus.PENDING
+    assert world.action.calls == []
+    assert world.triggers.disarmed == [TASK_ID]
 
 
 # --- a direct dispatch racing the API's last write --------------------------------------------

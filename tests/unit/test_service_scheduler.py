@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools import Logger
 
+from task_scheduler import service
 from task_scheduler.actions import build_registry
-from task_scheduler.errors import DependencyFailure, InvalidRequest, TaskNotFound
+from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest, TaskNotFound
 from task_scheduler.model import TaskStatus, TriggerKind
 from task_scheduler.schedule_request import ScheduleRequest
 from task_scheduler.service import Scheduler
@@ -37,17 +38,27 @@ class FakeClock:
 
 
 class FakeStore:
-    """The TaskStore methods the Scheduler uses, over a dict; every call goes to `log`."""
+    """The TaskStore methods the Scheduler uses, over a dict; every call goes to `log`.
+
+    A name in `fail_on` makes that call raise DependencyFailure before it changes anything; a
+    name in `ambiguous_on` makes it apply its change and then raise (a write that succeeded but
+    whose answer was lost, e.g. a timeout).
+    """
 
     def __init__(self, log):
         self.log = log
         self.tasks = {}
         self.fail_on = set()
+        self.ambiguous_on = set()
 
     def _enter(self, name, *args):
         self.log.append((name, *args))
         if name in self.fail_on:
             raise DependencyFailure(f"Could not {name}: DynamoDB answered InternalServerError.")
+
+    def _leave(self, name):
+        if name in self.ambiguous_on:
+            raise DependencyFailure(f"Could not {name}: the answer timed out.")
 
     def get(self, task_id):
         self._enter("get", task_id)
@@ -57,36 +68,66 @@ class FakeStore:
         self._enter("create_pending", task.task_id)
         assert task.status is TaskStatus.PENDING
         self.tasks[task.task_id] = task
+        self._leave("create_pending")
 
     def mark_scheduled(self, task_id, trigger, now):
         self._enter("mark_scheduled", task_id, trigger)
         task = self.tasks[task_id]
         assert task.status is TaskStatus.PENDING
         self.tasks[task_id] = task.with_changes(status=TaskStatus.SCHEDULED, trigger=trigger)
+        self._leave("mark_scheduled")
 
-    def delete_pending(self, task_id):
-        self._enter("delete_pending", task_id)
-        if task_id in self.tasks and self.tasks[task_id].status is TaskStatus.PENDING:
+    def delete_unacknowledged(self, task_id):
+        # The same condition as the real store: pending or scheduled, never once it runs.
+        self._enter("delete_unacknowledged", task_id)
+        task = self.tasks.get(task_id)
+        if task is not None and task.status in (TaskStatus.PENDING, TaskStatus.SCHEDULED):
             del self.tasks[task_id]
 
 
 class FakeTriggers:
+    """`fail_arm` / `fail_disarm`: an exception to raise (before changing anything)."""
+
     def __init__(self, log, kind=TriggerKind.RULE):
         self.log = log
         self.kind = kind
         self.armed = {}
-        self.fail_arm = False
+        self.fail_arm = None
+        self.fail_disarm = None
 
     def arm(self, task_id, fire_at, cron, recurring, now):
         self.log.append(("arm", task_id))
-        if self.fail_arm:
-            raise DependencyFailure("Could not create the task's EventBridge rule.")
+        if self.fail_arm is not None:
+            raise self.fail_arm
         self.armed[task_id] = (fire_at, cron, recurring, now)
         return self.kind
 
     def disarm(self, task_id):
         self.log.append(("disarm", task_id))
+        if self.fail_disarm is not None:
+            raise self.fail_disarm
         self.armed.pop(task_id, None)
+
+
+class RecordingLogger:
+    """Stands in for the service module's logger: keeps (level, message) of every call."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __getattr__(self, level):
+        def record(message, *args, **kwargs):
+            self.lines.append((level, message))
+
+        return record
+
+
+def arm_failure():
+    return DependencyFailure("Could not create the task's EventBridge rule.")
+
+
+def disarm_failure():
+    return DependencyFailure("Could not delete the task's rule: AWS answered ThrottlingException.")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -181,14 +222,38 @@ def test_default_ids_are_uuid4(store, triggers):
 
 # --- failures leave nothing behind ------------------------------------------------------------
 
+UNDO = [("disarm", TASK_ID), ("delete_unacknowledged", TASK_ID)]
 
-def test_failed_arm_propagates_and_deletes_the_pending_row(scheduler, store, triggers, log):
-    triggers.fail_arm = True
-    with pytest.raises(DependencyFailure, match="EventBridge rule"):
+
+@pytest.fixture
+def service_log(monkeypatch):
+    recorder = RecordingLogger()
+    monkeypatch.setattr(service, "logger", recorder)
+    return recorder
+
+
+def test_failed_arm_propagates_and_undoes_both_steps(scheduler, store, triggers, log):
+    triggers.fail_arm = failure = arm_failure()
+    with pytest.raises(DependencyFailure) as caught:
         scheduler.schedule(request())
-    assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), ("delete_pending", TASK_ID)]
+    assert caught.value is failure
+    # A failed arm may still have left a trigger behind (an ambiguous answer): disarm it too.
+    assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), *UNDO]
     assert store.tasks == {}
     assert triggers.armed == {}
+
+
+def test_arm_rejected_as_invalid_is_a_400_and_undone(scheduler, store, triggers, log):
+    # EventBridge refused the expression our grammar accepted: the client's fault, not a 503.
+    rejected = InvalidRequest(
+        [FieldProblem("run_at", "was rejected by EventBridge as a schedule expression")]
+    )
+    triggers.fail_arm = rejected
+    with pytest.raises(InvalidRequest) as caught:
+        scheduler.schedule(request(run_at="cron(0/15 * * * ? *)"))
+    assert caught.value is rejected
+    assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), *UNDO]
+    assert store.tasks == {}
 
 
 def test_failed_mark_scheduled_disarms_and_deletes_the_row(scheduler, store, triggers, log):
@@ -199,11 +264,30 @@ def test_failed_mark_scheduled_disarms_and_deletes_the_row(scheduler, store, tri
         ("create_pending", TASK_ID),
         ("arm", TASK_ID),
         ("mark_scheduled", TASK_ID, TriggerKind.RULE),
-        ("disarm", TASK_ID),
-        ("delete_pending", TASK_ID),
+        *UNDO,
     ]
     assert store.tasks == {}
     assert triggers.armed == {}
+
+
+def test_ambiguous_mark_scheduled_removes_the_scheduled_row_and_its_trigger(
+    scheduler, store, triggers, log
+):
+    # The write landed (the row is `scheduled`) but its answer was lost: the client gets an
+    # error, so nothing it could later see or that could run may remain.
+    store.ambiguous_on.add("mark_scheduled")
+    with pytest.raises(DependencyFailure, match="timed out"):
+        scheduler.schedule(request())
+    assert log == [
+        ("create_pending", TASK_ID),
+        ("arm", TASK_ID),
+        ("mark_scheduled", TASK_ID, TriggerKind.RULE),
+        *UNDO,
+    ]
+    assert store.tasks == {}
+    assert triggers.armed == {}
+    with pytest.raises(TaskNotFound):
+        scheduler.get(TASK_ID)
 
 
 def test_failed_create_pending_arms_nothing(scheduler, store, triggers, log):
@@ -214,16 +298,59 @@ def test_failed_create_pending_arms_nothing(scheduler, store, triggers, log):
     assert triggers.armed == {}
 
 
-def test_a_failing_undo_still_raises_the_original_failure(scheduler, store, triggers, log):
-    triggers.fail_arm = True
-    store.fail_on.add("delete_pending")
-    with pytest.raises(DependencyFailure, match="EventBridge rule"):
+def test_failing_delete_in_undo_still_raises_the_original_failure(
+    scheduler, store, triggers, log, service_log
+):
+    triggers.fail_arm = failure = arm_failure()
+    store.fail_on.add("delete_unacknowledged")
+    with pytest.raises(DependencyFailure) as caught:
         scheduler.schedule(request())
-    assert log[-1] == ("delete_pending", TASK_ID)
+    assert caught.value is failure
+    assert log[-2:] == UNDO
+    assert service_log.lines == [("exception", "undo: could not remove the row")]
     # What is left is only a pending row, which a client never sees.
     assert store.tasks[TASK_ID].status is TaskStatus.PENDING
     with pytest.raises(TaskNotFound):
         scheduler.get(TASK_ID)
+
+
+def test_failing_disarm_in_undo_still_deletes_the_row(scheduler, store, triggers, log, service_log):
+    store.fail_on.add("mark_scheduled")
+    triggers.fail_disarm = disarm_failure()
+    with pytest.raises(DependencyFailure, match="mark_scheduled"):
+        scheduler.schedule(request())
+    assert log[-2:] == UNDO
+    assert store.tasks == {}
+    assert service_log.lines == [("exception", "undo: could not remove the trigger")]
+    # The trigger stays armed; when it fires, the execute side finds no task and removes it.
+    assert TASK_ID in triggers.armed
+
+
+def test_failing_disarm_after_an_ambiguous_mark_scheduled_still_deletes_the_row(
+    scheduler, store, triggers, log
+):
+    store.ambiguous_on.add("mark_scheduled")
+    triggers.fail_disarm = disarm_failure()
+    with pytest.raises(DependencyFailure, match="timed out"):
+        scheduler.schedule(request())
+    assert log[-2:] == UNDO
+    assert store.tasks == {}
+
+
+def test_both_undo_steps_failing_still_raise_the_original_failure(
+    scheduler, store, triggers, log, service_log
+):
+    triggers.fail_arm = failure = arm_failure()
+    triggers.fail_disarm = disarm_failure()
+    store.fail_on.add("delete_unacknowledged")
+    with pytest.raises(DependencyFailure) as caught:
+        scheduler.schedule(request())
+    assert caught.value is failure
+    assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), *UNDO]
+    assert service_log.lines == [
+        ("exception", "undo: could not remove the trigger"),
+        ("exception", "undo: could not remove the row"),
+    ]
 
 
 # --- invalid requests touch nothing -----------------------------------------------------------
@@ -296,8 +423,8 @@ def test_get_of_a_non_uuid_is_not_found_without_reading(scheduler, log, task_id)
 
 
 def test_get_of_a_pending_task_is_not_found(scheduler, store, triggers):
-    triggers.fail_arm = True
-    store.fail_on.add("delete_pending")  # leaves the pending row behind
+    triggers.fail_arm = arm_failure()
+    store.fail_on.add("delete_unacknowledged")  # leaves the pending row behind
     with pytest.raises(DependencyFailure):
         scheduler.schedule(request())
     assert store.tasks[TASK_ID].status is TaskStatus.PENDING

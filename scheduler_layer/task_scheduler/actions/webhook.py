@@ -148,7 +148,7 @@ def _check_headers(headers: Any, problems: list[FieldProblem]) -> dict[str, str]
     seen: set[str] = set()
     for name, value in headers.items():
         where = f"payload.headers.{name}"
-        if not _HEADER_NAME.match(name):
+        if not _HEADER_NAME.fullmatch(name):
             problems.append(FieldProblem(where, "is not a valid header name"))
         elif name.lower() in RESERVED_HEADERS:
             problems.append(FieldProblem(where, "is set by the scheduler and cannot be overridden"))

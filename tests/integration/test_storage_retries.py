@@ -1,0 +1,66 @@
+"""TaskStore when the SDK retries a write that succeeded but whose answer was lost: the retry
+fails its condition, and the store must recognise its own earlier write (DynamoDB under moto)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from task_scheduler.model import TaskStatus, TriggerKind, new_task
+from task_scheduler.storage import TaskStore
+from tests.integration.conftest import TABLE_NAME, Aws
+
+NOW = datetime(2030, 5, 19, 17, 0, tzinfo=UTC)
+RUN_AT = datetime(2030, 5, 19, 17, 56, tzinfo=UTC)
+TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
+
+
+class AnswerLostClient:
+    """Sends each named write twice, as a retry after a lost answer does, and reports the
+    outcome of the second try."""
+
+    def __init__(self, client: Any, operations: set[str]) -> None:
+        self._client = client
+        self._operations = operations
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._client, name)
+        if name not in self._operations:
+            return operation
+
+        def twice(**kwargs: Any) -> Any:
+            operation(**kwargs)
+            return operation(**kwargs)
+
+        return twice
+
+
+def _task():
+    return new_task(
+        TASK_ID,
+        "webhook",
+        {"url": "https://example.com"},
+        "2030-05-19T17:56:00Z",
+        RUN_AT,
+        recurring=False,
+        now=NOW,
+    )
+
+
+def test_create_and_mark_scheduled_survive_a_retried_write(aws: Aws) -> None:
+    store = TaskStore(AnswerLostClient(aws.dynamodb, {"put_item", "update_item"}), TABLE_NAME)
+    store.create_pending(_task(), NOW)
+    store.mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    assert TaskStore(aws.dynamodb, TABLE_NAME).get(TASK_ID).status is TaskStatus.SCHEDULED
+
+
+def test_a_claim_whose_answer_was_lost_is_still_ours(aws: Aws) -> None:
+    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    store = TaskStore(AnswerLostClient(aws.dynamodb, {"update_item"}), TABLE_NAME)
+
+    assert store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT) is True
+    # Another invocation's claim of the same occurrence is refused.
+    assert (
+        TaskStore(aws.dynamodb, TABLE_NAME).claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT) is False
+    )
