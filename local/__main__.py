@@ -32,7 +32,7 @@ def main() -> int:
         log.error("could not start local mode: %s", error)
         stack.stop()
         return 1
-    sys.stdout.write(ready_text(stack.api.url, config.api_key))
+    sys.stdout.write(ready_text(stack.api.url, config.api_key, stack.signing_secret))
     sys.stdout.flush()
     stop.wait()
     log.info("stopping (%d invocation(s) in flight are abandoned)", stack.in_flight)
@@ -40,7 +40,7 @@ def main() -> int:
     return 0
 
 
-def ready_text(url: str, api_key: str) -> str:
+def ready_text(url: str, api_key: str, signing_secret: str = "") -> str:
     inbox = f"{url}/_local/inbox"
     body = (
         '{"action": "webhook", "payload": {"url": "' + inbox + '/hello", '
@@ -54,6 +54,8 @@ def ready_text(url: str, api_key: str) -> str:
         f"-H 'x-api-key: {api_key}' -d '{body}'\n"
         "Watch it arrive:\n"
         f"  curl -sS {inbox} -H 'x-api-key: {api_key}'\n"
+        f"Deliveries are signed (Standard Webhooks) with {signing_secret or 'whsec_...'}"
+        " - set WEBHOOK_SIGNING_SECRET to choose it.\n"
         "Ctrl-C stops.\n"
     )
 

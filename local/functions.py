@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,9 @@ class LocalFunction:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._in_flight = 0
         self._lock = threading.Lock()
+        # EventInvokeConfig: retries of a failed asynchronous event, then where it goes.
+        self.max_retry_attempts = 2
+        self.on_failure: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -91,13 +94,40 @@ class LocalFunction:
 
     def _run_async(self, event: Any) -> None:
         try:
-            with self._slots:
-                self.invoke(event)
-        except Exception:
-            log.exception("%s failed on an asynchronous event", self.logical_id)
+            for attempt in range(1, self.max_retry_attempts + 2):
+                try:
+                    with self._slots:
+                        self.invoke(event)
+                    return
+                except Exception as error:
+                    log.exception("%s failed on an asynchronous event", self.logical_id)
+                    if attempt > self.max_retry_attempts:
+                        self._give_up(event, error, attempt)
+                        return
+                    # Lambda waits a minute, then two; local mode a second, then two.
+                    time.sleep(attempt)
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def _give_up(self, event: Any, error: Exception, attempts: int) -> None:
+        if self.on_failure is None:
+            return
+        self.on_failure(
+            {
+                "version": "1.0",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "functionArn": f"{self.arn}:$LATEST",
+                    "condition": "RetriesExhausted",
+                    "approximateInvokeCount": attempts,
+                },
+                "requestPayload": event,
+                "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+                "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+            }
+        )
 
 
 @contextmanager

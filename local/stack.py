@@ -3,6 +3,7 @@ API Gateway and Lambda's Invoke API on 127.0.0.1, and the EventBridge clock."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -11,12 +12,15 @@ from typing import Any
 
 from local.template import (
     api_routes,
+    create_queues,
+    create_secrets,
     create_tables,
     load_template,
     parameter_defaults,
     resolve_value,
     resources_of_type,
 )
+from task_scheduler.signing import SECRET_PREFIX, SigningSecret, generate_secret
 
 log = logging.getLogger("local")
 
@@ -32,6 +36,7 @@ class LocalConfig:
     region: str = "us-east-1"
     aws_timing: bool = False  # fire rules at a random second of their minute, as AWS may
     concurrency: int = 256  # concurrent asynchronous invocations per function
+    signing_secret: str | None = None  # whsec_...; generated when not given
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -43,6 +48,7 @@ class LocalConfig:
             region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
             aws_timing=(env.get("LOCAL_AWS_TIMING") or "").strip().lower() in ("1", "true", "yes"),
             concurrency=int(env.get("LOCAL_CONCURRENCY") or 256),
+            signing_secret=env.get("WEBHOOK_SIGNING_SECRET") or None,
         )
 
 
@@ -55,6 +61,8 @@ class LocalStack:
         self.clock: Any = None
         self.functions: dict[str, Any] = {}
         self.table_names: dict[str, str] = {}
+        self.signing_secret = ""
+        self._pollers: list[Any] = []
 
     def start(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -92,6 +100,20 @@ class LocalStack:
                 for name in resources_of_type(template, "AWS::DynamoDB::Table")
             },
         )
+        queues = create_queues(
+            boto3.client("sqs"),
+            template,
+            {name: f"{STACK}-{name}" for name in resources_of_type(template, "AWS::SQS::Queue")},
+        )
+        self.signing_secret = config.signing_secret or generate_secret()
+        SigningSecret(self.signing_secret)  # a malformed WEBHOOK_SIGNING_SECRET stops us here
+        key = self.signing_secret.removeprefix(SECRET_PREFIX)
+        secrets_ = create_secrets(
+            boto3.client("secretsmanager"),
+            template,
+            {n: f"{STACK}-{n}" for n in resources_of_type(template, "AWS::SecretsManager::Secret")},
+            {"WebhookSigningSecret": json.dumps({"key": key})},
+        )
         function_ids = list(resources_of_type(template, "AWS::Serverless::Function"))
         arns = {
             name: f"arn:aws:lambda:{config.region}:{ACCOUNT}:function:{STACK}-{name}"
@@ -105,6 +127,8 @@ class LocalStack:
             "AWS::URLSuffix": "amazonaws.com",
             **{name: str(value) for name, value in params.items()},
             **self.table_names,
+            **queues,
+            **secrets_,
             **{f"{name}.Arn": arn for name, arn in arns.items()},
             **{
                 f"{name}.Arn": f"arn:aws:dynamodb:{config.region}:{ACCOUNT}:table/{table}"
@@ -123,6 +147,7 @@ class LocalStack:
         self.functions = load_functions(template, resolve, arns, local_env, config.concurrency)
         self._lambda_api.register(self.functions)
         self._lambda_api.start()
+        self._connect_event_sources(template, resolve, queues, boto3.client("sqs"))
 
         self.clock = _build_clock(template, resolve, self.functions, config)
         watch_event_rules(self.clock)
@@ -149,11 +174,46 @@ class LocalStack:
         )
         self.api.start()
 
+    def _connect_event_sources(
+        self, template: dict[str, Any], resolve: dict[str, str], queues: dict[str, str], sqs: Any
+    ) -> None:
+        """The template's SQS events (pollers) and EventInvokeConfig (async failure queues)."""
+        from local.sqs_source import QueuePoller
+
+        functions = resources_of_type(template, "AWS::Serverless::Function")
+        url_for_arn = {
+            arn: queues[name.removesuffix(".Arn")]
+            for name, arn in queues.items()
+            if name.endswith(".Arn")
+        }
+        for logical_id, resource in functions.items():
+            props = resource["Properties"]
+            function = self.functions[logical_id]
+            for event in props.get("Events", {}).values():
+                if event.get("Type") != "SQS":
+                    continue
+                arn = str(resolve_value(event["Properties"]["Queue"], resolve))
+                batch_size = int(event["Properties"].get("BatchSize", 10))
+                poller = QueuePoller(
+                    sqs, url_for_arn[arn], arn, self.config.region, function, batch_size
+                )
+                poller.start()
+                self._pollers.append(poller)
+            invoke_config = props.get("EventInvokeConfig", {})
+            function.max_retry_attempts = int(invoke_config.get("MaximumRetryAttempts", 2))
+            destination = invoke_config.get("DestinationConfig", {}).get("OnFailure", {})
+            if destination.get("Type") == "SQS":
+                queue_url = url_for_arn[str(resolve_value(destination["Destination"], resolve))]
+                function.on_failure = lambda record, url=queue_url: sqs.send_message(
+                    QueueUrl=url, MessageBody=json.dumps(record)
+                )
+
     def stop(self) -> None:
         from local.moto_fidelity import unwatch_event_rules
 
         for step in (
             lambda: self.api and self.api.stop(),
+            lambda: [poller.stop() for poller in self._pollers],
             lambda: self.clock and unwatch_event_rules(self.clock),
             lambda: self.clock and self.clock.stop(),
             lambda: self._lambda_api and self._lambda_api.stop(),

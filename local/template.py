@@ -3,6 +3,9 @@ instead of a second hand-written definition that could drift."""
 
 from __future__ import annotations
 
+import json
+import secrets
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,3 +149,64 @@ def create_tables(
             )
         created[logical_id] = table_name
     return created
+
+
+def create_queues(sqs: Any, template: dict[str, Any], name_for: dict[str, str]) -> dict[str, str]:
+    """Creates every SQS queue of the template (dead-letter targets first, so redrive policies
+    can point at them); returns what `Ref`/`Fn::GetAtt` give for each: URL, .Arn, .QueueName."""
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    resolved: dict[str, str] = {}
+    ordered = sorted(queues, key=lambda name: "RedrivePolicy" in queues[name].get("Properties", {}))
+    for logical_id in ordered:
+        props = dict(queues[logical_id].get("Properties", {}))
+        queue_name = name_for.get(logical_id, logical_id)
+        attributes = {
+            key: str(props[key])
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if key in props
+        }
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(
+                resolve_value(props["RedrivePolicy"], resolved)
+            )
+        url = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        resolved.update(
+            {logical_id: url, f"{logical_id}.Arn": arn, f"{logical_id}.QueueName": queue_name}
+        )
+    return resolved
+
+
+def create_secrets(
+    secretsmanager: Any,
+    template: dict[str, Any],
+    name_for: dict[str, str],
+    given: dict[str, str],
+) -> dict[str, str]:
+    """Creates every Secrets Manager secret of the template, generating its value as
+    `GenerateSecretString` says unless `given` has one for it; returns logical id → ARN."""
+    created = {}
+    for logical_id, resource in resources_of_type(template, "AWS::SecretsManager::Secret").items():
+        props = resource.get("Properties", {})
+        value = given.get(logical_id)
+        if value is None:
+            value = _generated_secret(props.get("GenerateSecretString", {}))
+        arn = secretsmanager.create_secret(
+            Name=name_for.get(logical_id, logical_id), SecretString=value
+        )["ARN"]
+        created[logical_id] = arn
+    return created
+
+
+def _generated_secret(spec: dict[str, Any]) -> str:
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
+    password = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+    if "GenerateStringKey" in spec:
+        document = json.loads(spec.get("SecretStringTemplate", "{}"))
+        document[spec["GenerateStringKey"]] = password
+        return json.dumps(document)
+    return password

@@ -44,7 +44,7 @@ scheduler = Scheduler(
         settings.rule_name_prefix,
         settings.execute_function_arn,
     ),
-    actions=build_registry(),
+    actions=build_registry(allow_loopback=settings.allow_loopback_targets),
     clock=SystemClock(),
     new_id=new_task_id_logged,
 )

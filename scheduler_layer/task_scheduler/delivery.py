@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 
 from task_scheduler import USER_AGENT
 from task_scheduler.actions import ActionContext, ActionResult
 from task_scheduler.actions.webhook import WebhookRequest
+from task_scheduler.addresses import (
+    ForbiddenTarget,
+    NameNotResolved,
+    Resolver,
+    allowed_addresses,
+    system_resolver,
+)
+from task_scheduler.pinned_http import pinned_session
+from task_scheduler.signing import SecretSource
 
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_EXCERPT_BYTES = 1024
@@ -27,16 +39,60 @@ RETRYABLE_STATUS = frozenset({408, 429})
 
 
 class HttpWebhookDeliverer:
-    def __init__(self, session: requests.Session, user_agent: str = USER_AGENT) -> None:
-        self._session = session
+    """Checks the target's addresses, signs, sends to the checked address, classifies."""
+
+    def __init__(
+        self,
+        secret: SecretSource,
+        *,
+        allow_loopback: bool = False,
+        resolver: Resolver = system_resolver,
+        session_for: Callable[[str], requests.Session] = pinned_session,
+        unix_time: Callable[[], float] = time.time,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        self._secret = secret
+        self._allow_loopback = allow_loopback
+        self._resolver = resolver
+        self._session_for = session_for
+        self._unix_time = unix_time
         self._user_agent = user_agent
 
     def deliver(self, request: WebhookRequest, context: ActionContext) -> ActionResult:
+        started = time.monotonic()
+        parts = urlsplit(request.url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        try:
+            addresses = allowed_addresses(
+                parts.hostname or "",
+                port,
+                allow_loopback=self._allow_loopback,
+                resolver=self._resolver,
+            )
+        except ForbiddenTarget as refused:
+            return _failure(started, f"refused: {refused.reason}", retryable=False)
+        except NameNotResolved:
+            return _failure(started, f"{parts.hostname} does not resolve", retryable=True)
+        try:
+            secret = self._secret.get()
+        except (ClientError, BotoCoreError):
+            return _failure(started, "the signing secret could not be read", retryable=True)
         body = prepare_body(request)
         headers = self.prepare_headers(request, context, body)
-        started = time.monotonic()
+        headers.update(secret.headers(context.run_id, int(self._unix_time()), body or b""))
+        with self._session_for(str(addresses[0])) as session:
+            return self._send(session, request, body, headers, started)
+
+    def _send(
+        self,
+        session: requests.Session,
+        request: WebhookRequest,
+        body: bytes | None,
+        headers: dict[str, str],
+        started: float,
+    ) -> ActionResult:
         try:
-            response = self._session.request(
+            response = session.request(
                 request.method,
                 request.url,
                 data=body,

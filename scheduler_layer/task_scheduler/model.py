@@ -11,6 +11,8 @@ from task_scheduler.timing import format_utc
 
 # How many attempts a task keeps; a recurring task keeps the most recent ones.
 MAX_RECORDED_ATTEMPTS = 50
+DEFAULT_MAX_ATTEMPTS = 5
+MAX_MAX_ATTEMPTS = 20
 
 
 class TaskStatus(StrEnum):
@@ -85,6 +87,13 @@ class Task:
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
     runs: int = 0
     last_error: str | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # delivery attempts per run, the first included
+    run_attempts: int = 0  # attempts of the current run that failed and are being retried
+
+    @property
+    def run_id(self) -> str:
+        """Identifies one run across its retries (a webhook's `webhook-id`)."""
+        return f"{self.task_id}:{self.runs + 1}"
 
     @property
     def is_cron(self) -> bool:
@@ -108,6 +117,7 @@ class Task:
             out["next_run_at"] = self.next_run_at
             out["recurring"] = self.recurring
             out["runs"] = self.runs
+        out["retry"] = {"max_attempts": self.max_attempts}
         out["attempts"] = [attempt.as_dict() for attempt in self.attempts]
         if self.last_error is not None:
             out["last_error"] = self.last_error
@@ -122,6 +132,7 @@ def new_task(
     first_run_at: datetime,
     recurring: bool,
     now: datetime,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> Task:
     stamp = format_utc(now)
     return Task(
@@ -134,4 +145,5 @@ def new_task(
         updated_at=stamp,
         recurring=recurring,
         next_run_at=format_utc(first_run_at),
+        max_attempts=max_attempts,
     )

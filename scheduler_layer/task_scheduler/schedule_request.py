@@ -14,11 +14,12 @@ from task_scheduler.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from task_scheduler.model import DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS
 
 MAX_BODY_BYTES = 256 * 1024
 # Deeper documents are refused: every later step (storage, delivery) walks them recursively.
 MAX_NESTING = 64
-_FIELDS = ("action", "payload", "run_at")
+_FIELDS = ("action", "payload", "run_at", "retry")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,38 @@ class ScheduleRequest:
     action: Any
     payload: Any
     run_at: Any
+    retry: Any = None
+
+    def max_attempts(self) -> int:
+        """`retry.max_attempts` (1-20, default 5), or InvalidRequest naming the field."""
+        if self.retry is None:
+            return DEFAULT_MAX_ATTEMPTS
+        if not isinstance(self.retry, dict):
+            raise InvalidRequest(
+                [FieldProblem("retry", 'must be an object like {"max_attempts": 5}')]
+            )
+        unknown = [name for name in self.retry if name != "max_attempts"]
+        if unknown:
+            raise InvalidRequest(
+                [
+                    FieldProblem(f"retry.{name}", "is not a known field (max_attempts)")
+                    for name in unknown
+                ]
+            )
+        value = self.retry.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= MAX_MAX_ATTEMPTS
+        ):
+            raise InvalidRequest(
+                [
+                    FieldProblem(
+                        "retry.max_attempts", f"must be a whole number from 1 to {MAX_MAX_ATTEMPTS}"
+                    )
+                ]
+            )
+        return value
 
     def validate(self, actions: ActionRegistry) -> None:
         """Checks the action and its payload; `run_at` is checked by the time rules."""
@@ -73,6 +106,7 @@ def parse_schedule_body(body: bytes | None, content_type: str | None) -> Schedul
         action=document.get("action"),
         payload=document.get("payload"),
         run_at=document.get("run_at"),
+        retry=document.get("retry"),
     )
 
 

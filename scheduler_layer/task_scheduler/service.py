@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from random import Random
+from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -28,9 +30,11 @@ from task_scheduler.storage import TaskStore
 from task_scheduler.timing import (
     MAX_EARLY_ARRIVAL,
     Schedule,
+    ceil_to_second,
     format_utc,
     parse_run_at,
     parse_stored_utc,
+    retry_delay,
     seconds_until,
 )
 from task_scheduler.triggers import Triggers
@@ -76,7 +80,7 @@ class Scheduler:
         execution finds no `scheduled` task and removes itself.
         """
         now = self._clock.now()
-        schedule = _validated_schedule(request, self._actions, now)
+        schedule, max_attempts = _validated_schedule(request, self._actions, now)
         task_id = self._new_id()
         task = new_task(
             task_id=task_id,
@@ -86,6 +90,7 @@ class Scheduler:
             first_run_at=schedule.first_run_at,
             recurring=schedule.recurring,
             now=now,
+            max_attempts=max_attempts,
         )
         self._store.create_pending(task, now)
         try:
@@ -137,8 +142,9 @@ class Scheduler:
 
 def _validated_schedule(
     request: ScheduleRequest, actions: ActionRegistry, now: datetime
-) -> Schedule:
-    """Checks every field, so one answer names every problem."""
+) -> tuple[Schedule, int]:
+    """Checks every field, so one answer names every problem; returns the schedule and the
+    attempts per run."""
     problems = []
     try:
         request.validate(actions)
@@ -148,9 +154,13 @@ def _validated_schedule(
         schedule = parse_run_at(request.run_at, now)
     except InvalidRequest as error:
         problems.extend(error.problems)
+    try:
+        max_attempts = request.max_attempts()
+    except InvalidRequest as error:
+        problems.extend(error.problems)
     if problems:
         raise InvalidRequest(problems)
-    return schedule
+    return schedule, max_attempts
 
 
 def _next_attempt_number(task: Task) -> int:
@@ -173,6 +183,7 @@ class RunOutcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     RESCHEDULED = "rescheduled"  # a recurring task ran and waits for its next occurrence
+    RETRYING = "retrying"  # an attempt failed; the next one is armed after a backoff
 
 
 @dataclass(frozen=True)
@@ -182,8 +193,21 @@ class RunReport:
     lateness_ms: int | None = None
 
 
+class RetryArming(Protocol):
+    def arm_at(self, task_id: str, at: datetime, now: datetime) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def send(
+        self, task_id: str, run_at: str, error: str | None, attempts: int, now: datetime
+    ) -> None: ...
+
+
 class Executor:
-    """The execute side: runs a task once per occurrence, whatever the number of deliveries."""
+    """The execute side: runs a task once per occurrence, whatever the number of deliveries.
+
+    Without `retries` a failed attempt ends the run; without `dead_letters` failures are only
+    recorded on the task."""
 
     def __init__(
         self,
@@ -192,14 +216,22 @@ class Executor:
         actions: ActionRegistry,
         clock: Clock,
         retention: timedelta,
+        retries: RetryArming | None = None,
+        dead_letters: DeadLetters | None = None,
+        rng: Random | None = None,
     ) -> None:
         self._store = store
         self._triggers = triggers
         self._actions = actions
         self._clock = clock
         self._retention = retention
+        self._retries = retries
+        self._dead_letters = dead_letters
+        self._rng = rng or Random()  # noqa: S311 - backoff jitter, not security
 
-    def run(self, task_id: str) -> RunReport:
+    def run(self, task_id: str, requeue_early: bool = False) -> RunReport:
+        """Runs the task if its occurrence is due. `requeue_early`: the event came from the retry
+        queue, whose delays are capped, so one arriving well before its time is sent on again."""
         task = self._store.get(task_id)
         if task is not None and task.status is TaskStatus.PENDING:
             task = self._await_acknowledgement(task)
@@ -222,6 +254,10 @@ class Executor:
 
         due = parse_stored_utc(task.next_run_at)
         now = self._clock.now()
+        if due - now > MAX_EARLY_ARRIVAL and requeue_early and self._retries is not None:
+            self._retries.arm_at(task_id, due, now)
+            logger.info("task not due yet; waiting on", extra={"next_run_at": task.next_run_at})
+            return RunReport(RunOutcome.NOT_DUE)
         if due - now > MAX_EARLY_ARRIVAL:
             logger.warning(
                 "execute event long before the task is due; ignoring it",
@@ -243,7 +279,8 @@ class Executor:
         action = self._actions.get(task.action)
         started = self._clock.now()
         lateness_ms = int((started - due).total_seconds() * 1000)
-        context = ActionContext(task_id=task_id, run_id=f"{task_id}:{task.runs + 1}", attempt=1)
+        attempt_in_run = task.run_attempts + 1
+        context = ActionContext(task_id=task_id, run_id=task.run_id, attempt=attempt_in_run)
         try:
             result = action.execute(task.payload, context)
         except Exception as error:
@@ -257,7 +294,44 @@ class Executor:
             error=result.error,
             response_excerpt=result.response_excerpt,
         )
+        if (
+            not result.succeeded
+            and result.retryable
+            and attempt_in_run < task.max_attempts
+            and self._retries is not None
+        ):
+            return self._retry(task, result, attempt, attempt_in_run, lateness_ms)
         return self._record(task, result, attempt, lateness_ms)
+
+    def _retry(
+        self,
+        task: Task,
+        result: ActionResult,
+        attempt: Attempt,
+        attempt_in_run: int,
+        lateness_ms: int,
+    ) -> RunReport:
+        """Records the failed attempt and arms the next one after a backoff, durably."""
+        now = self._clock.now()
+        delay = retry_delay(attempt_in_run, result.retry_after_seconds, self._rng)
+        retry_at = ceil_to_second(now + timedelta(seconds=delay))
+        if not self._store.record_retry(task, attempt, format_utc(retry_at), now, result.error):
+            logger.warning("the task changed while it ran; not retrying it")
+            return RunReport(RunOutcome.LOST_CLAIM, result, lateness_ms)
+        assert self._retries is not None
+        # If this fails the invocation fails and is retried; the task waits `scheduled` for
+        # `retry_at`, which the retried invocation (or the reconciler) picks up.
+        self._retries.arm_at(task.task_id, retry_at, now)
+        logger.info(
+            "attempt failed; retrying",
+            extra={
+                "attempt": attempt_in_run,
+                "max_attempts": task.max_attempts,
+                "error": result.error,
+                "retry_at": format_utc(retry_at),
+            },
+        )
+        return RunReport(RunOutcome.RETRYING, result, lateness_ms)
 
     def _interrupted(self, task: Task) -> bool:
         """`running` for longer than any execution can last: the function was killed (timeout,
@@ -303,6 +377,12 @@ class Executor:
             status, outcome = TaskStatus.COMPLETED, RunOutcome.COMPLETED
         else:
             status, outcome = TaskStatus.FAILED, RunOutcome.FAILED
+            if self._dead_letters is not None:
+                # Before recording: should recording fail, a retried invocation sends it again
+                # (a duplicate dead letter), never none.
+                self._dead_letters.send(
+                    task.task_id, task.run_at, result.error, attempt.attempt, now
+                )
         recorded = self._store.record_run(
             task,
             status,

@@ -93,6 +93,15 @@ class ApiSettings(CommonSettings):
 class ExecutorSettings(CommonSettings):
     """What the execute function needs."""
 
+    webhook_secret_arn: str  # Secrets Manager secret holding the signing key
+    retry_queue_url: str  # delayed messages: the durable waits between attempts
+    dead_letter_queue_url: str  # tasks that ended `failed`
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorSettings:
-        return cls(**cls._common(environ))
+        return cls(
+            **cls._common(environ),
+            webhook_secret_arn=_required(environ, "WEBHOOK_SECRET_ARN"),
+            retry_queue_url=_required(environ, "RETRY_QUEUE_URL"),
+            dead_letter_queue_url=_required(environ, "DEAD_LETTER_QUEUE_URL"),
+        )

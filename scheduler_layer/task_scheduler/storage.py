@@ -12,7 +12,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.model import MAX_RECORDED_ATTEMPTS, Attempt, Task, TaskStatus, TriggerKind
+from task_scheduler.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_RECORDED_ATTEMPTS,
+    Attempt,
+    Task,
+    TaskStatus,
+    TriggerKind,
+)
 from task_scheduler.timing import format_utc
 
 # A `pending` row whose trigger never got armed disappears by itself after this long.
@@ -171,7 +178,12 @@ class TaskStore:
             ":attempts": {"L": [_attempt_item(a) for a in attempts]},
             ":one": {"N": "1"},
         }
-        sets = ["#status = :status", "updated_at = :now", "attempts = :attempts"]
+        sets = [
+            "#status = :status",
+            "updated_at = :now",
+            "attempts = :attempts",
+            "run_attempts = :zero",
+        ]
         removes = []
         sets.append("runs = if_not_exists(runs, :zero) + :one")
         values[":zero"] = {"N": "0"}
@@ -201,6 +213,37 @@ class TaskStore:
                 ConditionExpression="#status = :running",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def record_retry(
+        self, task: Task, attempt: Attempt, retry_at: str, now: datetime, error: str | None
+    ) -> bool:
+        """A `running` task's attempt failed and will be retried: back to `scheduled` for
+        `retry_at`, in the same run. False when the task is no longer `running`."""
+        attempts = [*task.attempts, attempt][-MAX_RECORDED_ATTEMPTS:]
+        try:
+            self._call(
+                "record the attempt",
+                self._client.update_item,
+                TableName=self._table,
+                Key={"task_id": {"S": task.task_id}},
+                UpdateExpression="SET #status = :scheduled, updated_at = :now, "
+                "attempts = :attempts, run_attempts = :run_attempts, next_run_at = :retry_at, "
+                "last_error = :error",
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":scheduled": {"S": TaskStatus.SCHEDULED.value},
+                    ":running": {"S": TaskStatus.RUNNING.value},
+                    ":now": {"S": format_utc(now)},
+                    ":attempts": {"L": [_attempt_item(a) for a in attempts]},
+                    ":run_attempts": {"N": str(task.run_attempts + 1)},
+                    ":retry_at": {"S": retry_at},
+                    ":error": {"S": error or "failed"},
+                },
             )
         except _ConditionFailed:
             return False
@@ -240,6 +283,8 @@ def _to_item(task: Task) -> dict[str, Any]:
         "recurring": {"BOOL": task.recurring},
         "runs": {"N": str(task.runs)},
         "attempts": {"L": [_attempt_item(a) for a in task.attempts]},
+        "max_attempts": {"N": str(task.max_attempts)},
+        "run_attempts": {"N": str(task.run_attempts)},
     }
     if task.next_run_at is not None:
         item["next_run_at"] = {"S": task.next_run_at}
@@ -299,4 +344,6 @@ def _from_item(item: dict[str, Any]) -> Task:
         attempts=tuple(attempts),
         runs=int(item.get("runs", {}).get("N", "0")),
         last_error=text("last_error"),
+        max_attempts=int(item.get("max_attempts", {}).get("N", str(DEFAULT_MAX_ATTEMPTS))),
+        run_attempts=int(item.get("run_attempts", {}).get("N", "0")),
     )

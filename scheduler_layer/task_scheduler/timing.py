@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from random import Random
 
 from dateutil.parser import isoparse
 
@@ -123,6 +124,14 @@ def _parse_iso_run_at(text: str, now: datetime) -> Schedule:
     return Schedule(run_at=format_utc(moment), first_run_at=moment)
 
 
+def ceil_to_second(moment: datetime) -> datetime:
+    """Rounded up to a whole second (stored times have seconds; rounding down could run early)."""
+    moment = _as_utc(moment)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
 def minute_start(moment: datetime) -> datetime:
     return _as_utc(moment).replace(second=0, microsecond=0)
 
@@ -136,6 +145,22 @@ def one_shot_rule_expression(moment: datetime) -> str:
 def needs_direct_dispatch(fire_at: datetime, now: datetime) -> bool:
     """True when a rule for `fire_at`'s minute may be created too late to fire (module doc)."""
     return minute_start(fire_at) < _as_utc(now) + timedelta(seconds=RULE_LEAD_SECONDS)
+
+
+# Retries: exponential backoff with full jitter (a random wait up to the exponential bound).
+RETRY_BASE_SECONDS = 2.0
+RETRY_CAP_SECONDS = 900.0
+# A receiver's Retry-After is honoured up to this long; beyond it the retry comes sooner.
+MAX_RETRY_AFTER_SECONDS = 6 * 3600.0
+
+
+def retry_delay(failed_attempts: int, retry_after: float | None, rng: Random) -> float:
+    """Seconds to wait before the next attempt, after `failed_attempts` (≥ 1) failures."""
+    bound = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (failed_attempts - 1))
+    delay = rng.uniform(0, bound)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+    return delay
 
 
 def seconds_until(moment: datetime, now: datetime) -> float:

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from local.moto_fidelity import make_dynamodb_writes_atomic
-from local.template import create_tables, load_template
+from local.template import create_queues, create_secrets, create_tables, load_template
 from tests.support.events import api_event
 from tests.support.lambda_runtime import ROOT, FakeLambdaContext, load_handler_module
 from tests.support.receiver import Receiver, running_receiver
@@ -24,12 +24,42 @@ TABLE_NAME = "test-tasks"
 EXECUTE_FUNCTION = "execute-task"
 
 
+SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
 @dataclass
 class Aws:
     dynamodb: Any
     events: Any
     lambda_: Any
+    sqs: Any
     execute_function_arn: str
+    queues: dict[str, str]
+    secret_arn: str
+
+    @property
+    def retry_queue_url(self) -> str:
+        return self.queues["RetryQueue"]
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.queues["DeadLetterQueue"]
+
+    def queue_messages(self, url: str) -> list[dict[str, Any]]:
+        """Every message in the queue now, delay or no delay (read through moto's backend)."""
+        from moto.sqs.models import sqs_backends
+
+        name = url.rsplit("/", 1)[1]
+        queue = sqs_backends["123456789012"][REGION].queues[name]
+        return [
+            {
+                "body": json.loads(m.body),
+                "delay_seconds": round((m.delayed_until - m.sent_timestamp) / 1000)
+                if m.delayed_until
+                else 0,
+            }
+            for m in queue._messages
+        ]
 
     def item(self, task_id: str) -> dict[str, Any] | None:
         return self.dynamodb.get_item(TableName=TABLE_NAME, Key={"task_id": {"S": task_id}}).get(
@@ -64,7 +94,16 @@ def aws(aws_env: None) -> Iterator[Aws]:
     make_dynamodb_writes_atomic()
     with mock_aws(config={"lambda": {"use_docker": False}}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_tables(dynamodb, load_template(), {"TasksTable": TABLE_NAME})
+        template = load_template()
+        create_tables(dynamodb, template, {"TasksTable": TABLE_NAME})
+        sqs = boto3.client("sqs", region_name=REGION)
+        queues = create_queues(sqs, template, {})
+        secret_arn = create_secrets(
+            boto3.client("secretsmanager", region_name=REGION),
+            template,
+            {},
+            {"WebhookSigningSecret": json.dumps({"key": SIGNING_SECRET.removeprefix("whsec_")})},
+        )["WebhookSigningSecret"]
         iam = boto3.client("iam", region_name=REGION)
         role = iam.create_role(
             RoleName="execute-task-role",
@@ -89,7 +128,15 @@ def aws(aws_env: None) -> Iterator[Aws]:
             Handler="app.lambda_handler",
             Code={"ZipFile": _empty_zip()},
         )["FunctionArn"]
-        yield Aws(dynamodb, boto3.client("events", region_name=REGION), lambda_, arn)
+        yield Aws(
+            dynamodb,
+            boto3.client("events", region_name=REGION),
+            lambda_,
+            sqs,
+            arn,
+            queues,
+            secret_arn,
+        )
 
 
 def _empty_zip() -> bytes:
@@ -126,6 +173,9 @@ def function_env(monkeypatch: pytest.MonkeyPatch, aws: Aws) -> None:
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
     monkeypatch.setenv("RULE_NAME_PREFIX", RULE_PREFIX)
     monkeypatch.setenv("EXECUTE_FUNCTION_ARN", aws.execute_function_arn)
+    monkeypatch.setenv("WEBHOOK_SECRET_ARN", aws.secret_arn)
+    monkeypatch.setenv("RETRY_QUEUE_URL", aws.retry_queue_url)
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", aws.dead_letter_queue_url)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "task-scheduler")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ServerlessTaskScheduler")
     monkeypatch.setenv("ALLOW_LOOPBACK_TARGETS", "true")

@@ -19,12 +19,20 @@ from tests.support.receiver import Answer, Receiver
 from tests.support.timing import earliest_rule_minute, seconds_from_now
 
 
-def _schedule(handlers: Handlers, receiver: Receiver, run_at: str, **payload: object) -> str:
-    body = {
+def _schedule(
+    handlers: Handlers,
+    receiver: Receiver,
+    run_at: str,
+    max_attempts: int | None = None,
+    **payload: object,
+) -> str:
+    body: dict = {
         "action": "webhook",
         "payload": {"url": f"{receiver.url}/hooks/report", "data": {"msg": "hi"}, **payload},
         "run_at": run_at,
     }
+    if max_attempts is not None:
+        body["retry"] = {"max_attempts": max_attempts}
     response = handlers.api("POST", "/schedule-task", body)
     assert response["statusCode"] == 201, response["body"]
     return body_of(response)["task_id"]
@@ -175,7 +183,7 @@ def test_redirect_is_not_followed(aws: Aws, handlers: Handlers, receiver: Receiv
 
 def test_timeout_is_recorded(aws: Aws, handlers: Handlers, receiver: Receiver) -> None:
     receiver.default = Answer(delay_seconds=2.5)
-    task_id = _schedule(handlers, receiver, seconds_from_now(1), timeout_seconds=1)
+    task_id = _schedule(handlers, receiver, seconds_from_now(1), max_attempts=1, timeout_seconds=1)
     assert handlers.run(task_id)["outcome"] == "failed"
     assert "timed out" in _task(handlers, task_id)["last_error"]
 

@@ -66,8 +66,14 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def build_registry(webhook_deliverer: Any = None) -> ActionRegistry:
-    """Every action the scheduler supports. The API side passes no deliverer: it only validates."""
+def build_registry(
+    *, allow_loopback: bool, resolver: Any = None, webhook_deliverer: Any = None
+) -> ActionRegistry:
+    """Every action the scheduler supports. The API side passes no deliverer: it only validates.
+    `resolver` (host, port → addresses) defaults to the system's DNS."""
     from task_scheduler.actions.webhook import WebhookAction
+    from task_scheduler.addresses import system_resolver
 
-    return ActionRegistry([WebhookAction(webhook_deliverer)])
+    return ActionRegistry(
+        [WebhookAction(webhook_deliverer, allow_loopback, resolver or system_resolver)]
+    )

@@ -8,6 +8,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from task_scheduler.actions import ActionContext, ActionResult
+from task_scheduler.addresses import (
+    ForbiddenTarget,
+    NameNotResolved,
+    Resolver,
+    allowed_addresses,
+    system_resolver,
+)
 from task_scheduler.errors import FieldProblem, InvalidRequest
 
 MAX_URL_LENGTH = 2048
@@ -64,11 +71,20 @@ class WebhookDeliverer(Protocol):
 class WebhookAction:
     name = "webhook"
 
-    def __init__(self, deliverer: WebhookDeliverer | None = None) -> None:
+    def __init__(
+        self,
+        deliverer: WebhookDeliverer | None = None,
+        allow_loopback: bool = False,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self._deliverer = deliverer
+        self._allow_loopback = allow_loopback
+        self._resolver = resolver
 
     def validate(self, payload: Any) -> WebhookRequest:
-        return parse_webhook_payload(payload)
+        request = parse_webhook_payload(payload)
+        check_target(request.url, self._allow_loopback, self._resolver)
+        return request
 
     def execute(self, payload: Any, context: ActionContext) -> ActionResult:
         if self._deliverer is None:
@@ -100,6 +116,22 @@ def parse_webhook_payload(payload: Any) -> WebhookRequest:
         has_data=data is not _NO_DATA,
         data=None if data is _NO_DATA else data,
     )
+
+
+def check_target(url: str, allow_loopback: bool, resolver: Resolver) -> None:
+    """Refuses a URL whose host is, or resolves to, an address the scheduler must not reach.
+    A name that does not resolve yet is accepted: it is checked again when the task runs."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    try:
+        allowed_addresses(
+            parts.hostname or "", port, allow_loopback=allow_loopback, resolver=resolver
+        )
+    except ForbiddenTarget as refused:
+        problem = FieldProblem("payload.url", f"is refused: {refused.reason}")
+        raise InvalidRequest([problem]) from None
+    except NameNotResolved:
+        pass
 
 
 def _check_url(url: Any, problems: list[FieldProblem]) -> str:
