@@ -160,10 +160,9 @@ def load_functions(
     """Every AWS::Serverless::Function of the template, keyed by logical id."""
     functions = {}
     globals_ = template.get("Globals", {}).get("Function", {})
+    add_layers(template)
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         props = resource["Properties"]
-        for layer in props.get("Layers", globals_.get("Layers", [])):
-            _add_layer(template, layer)
         env = {**function_environment(template, logical_id, resolve), **extra_env}
         module_file, _, handler_name = props["Handler"].rpartition(".")
         code_dir = ROOT / props["CodeUri"]
@@ -179,6 +178,14 @@ def load_functions(
             concurrency=concurrency,
         )
     return functions
+
+
+def add_layers(template: dict[str, Any]) -> None:
+    """Puts every layer the functions use on the import path (one process hosts them all)."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    for resource in resources_of_type(template, "AWS::Serverless::Function").values():
+        for layer in resource["Properties"].get("Layers", globals_.get("Layers", [])):
+            _add_layer(template, layer)
 
 
 def _add_layer(template: dict[str, Any], layer: Any) -> None:

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.functions import add_layers
 from local.template import (
     api_routes,
     create_queues,
@@ -20,7 +21,6 @@ from local.template import (
     resolve_value,
     resources_of_type,
 )
-from task_scheduler.signing import SECRET_PREFIX, SigningSecret, generate_secret
 
 log = logging.getLogger("local")
 
@@ -91,6 +91,9 @@ class LocalStack:
         import boto3
 
         template = load_template()
+        add_layers(template)  # the functions' layers, as Lambda mounts them
+        from task_scheduler.signing import SECRET_PREFIX, SigningSecret, generate_secret
+
         params = parameter_defaults(template)
         self.table_names = create_tables(
             boto3.client("dynamodb"),

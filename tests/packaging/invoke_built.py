@@ -25,7 +25,7 @@ def main() -> None:
     from moto import mock_aws
 
     import task_scheduler
-    from local.template import create_tables, load_template
+    from local.template import create_queues, create_secrets, create_tables, load_template
     from tests.support.events import api_event
     from tests.support.lambda_runtime import FakeLambdaContext
     from tests.support.receiver import running_receiver
@@ -41,12 +41,21 @@ def main() -> None:
         "EXECUTE_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:built-execute",
         "POWERTOOLS_SERVICE_NAME": "task-scheduler",
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTaskScheduler",
+        "ALLOW_LOOPBACK_TARGETS": "true",  # the receiver is on 127.0.0.1
     }
     os.environ.update(env)
     with mock_aws(), running_receiver() as receiver:
         dynamodb = boto3.client("dynamodb")
-        create_tables(
-            dynamodb, load_template(build_dir / "template.yaml"), {"TasksTable": "built-tasks"}
+        template = load_template(build_dir / "template.yaml")
+        create_tables(dynamodb, template, {"TasksTable": "built-tasks"})
+        queues = create_queues(boto3.client("sqs"), template, {})
+        secrets = create_secrets(boto3.client("secretsmanager"), template, {}, {})
+        os.environ.update(
+            {
+                "WEBHOOK_SECRET_ARN": secrets["WebhookSigningSecret"],
+                "RETRY_QUEUE_URL": queues["RetryQueue"],
+                "DEAD_LETTER_QUEUE_URL": queues["DeadLetterQueue"],
+            }
         )
         schedule = _load(build_dir / "ScheduleTaskFunction" / "app.py", "built_schedule")
         execute = _load(build_dir / "ExecuteTaskFunction" / "app.py", "built_execute")
@@ -77,7 +86,12 @@ def main() -> None:
         outcome = execute.lambda_handler(json.loads(target["Input"]), FakeLambdaContext())
         seen["execute_outcome"] = outcome
         seen["deliveries"] = [
-            {"path": r.path, "body": r.body.decode(), "early": r.received_at < run_at}
+            {
+                "path": r.path,
+                "body": r.body.decode(),
+                "early": r.received_at < run_at,
+                "signed": r.headers.get("webhook-signature", "").startswith("v1,"),
+            }
             for r in receiver.wait_for(1, timeout=5)
         ]
         task = json.loads(

@@ -86,6 +86,7 @@ def test_built_artifact_runs_end_to_end_under_moto(build_dir: Path) -> None:
     assert seen["deliveries"][0]["path"] == "/hooks/report"
     assert json.loads(seen["deliveries"][0]["body"]) == {"msg": "Hello from Lambda"}
     assert seen["deliveries"][0]["early"] is False
+    assert seen["deliveries"][0]["signed"] is True
     assert seen["task_status"] == "completed"
     assert seen["rules_left"] == []
     assert seen["unknown_status"] == 404

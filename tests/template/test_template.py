@@ -69,6 +69,15 @@ def test_iam_is_least_privilege(template: dict, function: str) -> None:
         elif any(a.startswith("dynamodb:") for a in actions):
             assert statement["Resource"] == {"Fn::GetAtt": ["TasksTable", "Arn"]}
             assert not {"dynamodb:Scan", "dynamodb:DeleteTable"} & set(actions)
+        elif any(a.startswith("secretsmanager:") for a in actions):
+            assert actions == ["secretsmanager:GetSecretValue"]
+            assert statement["Resource"] == {"Ref": "WebhookSigningSecret"}
+        elif any(a.startswith("sqs:") for a in actions):
+            assert actions == ["sqs:SendMessage"]
+            assert statement["Resource"] == [
+                {"Fn::GetAtt": ["RetryQueue", "Arn"]},
+                {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+            ]
         else:
             assert actions == ["lambda:InvokeFunction"]
             assert statement["Resource"] == {"Fn::GetAtt": ["ExecuteTaskFunction", "Arn"]}
@@ -178,3 +187,51 @@ def test_execute_timeout_is_below_the_interrupted_threshold(template: dict) -> N
 
     timeout = _function(template, "ExecuteTaskFunction")["Timeout"]
     assert timeout < INTERRUPTED_AFTER.total_seconds()
+
+
+def test_the_api_requires_a_key_with_a_usage_plan(template: dict) -> None:
+    auth = template["Resources"]["SchedulerApi"]["Properties"]["Auth"]
+    assert auth["ApiKeyRequired"] is True
+    plan = auth["UsagePlan"]
+    assert plan["CreateUsagePlan"] == "PER_API"
+    assert plan["Throttle"] == {
+        "RateLimit": {"Ref": "ApiThrottleRateLimit"},
+        "BurstLimit": {"Ref": "ApiThrottleBurstLimit"},
+    }
+    assert plan["Quota"]["Limit"] == {"Ref": "ApiQuotaPerDay"}
+    assert template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": "SchedulerApiApiKey"}
+
+
+def test_the_signing_secret_is_generated_never_written_in_the_template(template: dict) -> None:
+    secret = template["Resources"]["WebhookSigningSecret"]["Properties"]
+    assert "SecretString" not in secret
+    generate = secret["GenerateSecretString"]
+    assert generate["GenerateStringKey"] == "key"
+    assert generate["ExcludePunctuation"] is True
+    assert generate["PasswordLength"] % 4 == 0  # alphanumerics of this length are valid base64
+    assert "whsec_" not in (ROOT / "template.yaml").read_text().split("WebhookSigningSecret")[0]
+
+
+def test_failed_executions_and_tasks_reach_the_dead_letter_queue(template: dict) -> None:
+    execute = _function(template, "ExecuteTaskFunction")
+    config = execute["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+    }
+    retry = template["Resources"]["RetryQueue"]["Properties"]
+    assert retry["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+    }
+    assert retry["VisibilityTimeout"] >= 6 * execute["Timeout"]
+    alarm = template["Resources"]["DeadLetterAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
+
+
+def test_the_retry_queue_feeds_the_execute_function_one_message_at_a_time(template: dict) -> None:
+    event = _function(template, "ExecuteTaskFunction")["Events"]["RetryQueue"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["RetryQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
