@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import random
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,32 @@ class _Due:
     rule_name: str = field(compare=False)
     occurrence: datetime = field(compare=False)
     generation: int = field(compare=False)
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class RateSchedule:
+    """`rate(N unit)`: every N units from when the rule was written."""
+
+    start: datetime
+    every: timedelta
+
+    @classmethod
+    def parse(cls, expression: str, start: datetime) -> RateSchedule | None:
+        match = _RATE.match(expression)
+        if not match or int(match[1]) < 1:
+            return None
+        return cls(start, timedelta(seconds=int(match[1]) * _UNIT[match[2].rstrip("s")]))
+
+    def first_at_or_after(self, moment: datetime) -> datetime:
+        return self.next_after(moment - timedelta(microseconds=1))
+
+    def next_after(self, moment: datetime) -> datetime:
+        periods = max(1, int((moment - self.start) / self.every) + 1)
+        return self.start + periods * self.every
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,7 @@ class RuleClock:
         self._heap: list[_Due] = []
         self._generation: dict[str, int] = {}
         self._expression: dict[str, str] = {}
+        self._schedules: dict[str, Any] = {}
         self._sequence = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
@@ -78,18 +106,16 @@ class RuleClock:
             self._expression.pop(name, None)
             if not expression or state != "ENABLED":
                 return
-            try:
-                schedule = parse_cron(expression)
-            except CronError:
-                log.warning(
-                    "rule %s: only cron(...) schedules are emulated, not %s", name, expression
-                )
+            schedule = self._schedule_of(expression)
+            if schedule is None:
+                log.warning("rule %s: cannot emulate the schedule %s", name, expression)
                 return
             # EventBridge evaluates a new rule from the next minute on, never the current one.
             occurrence = schedule.first_at_or_after(
                 minute_start(self._now()) + timedelta(minutes=1)
             )
             self._expression[name] = expression
+            self._schedules[name] = schedule
             if occurrence is not None:
                 self._push(name, occurrence, generation)
                 self._wake.notify()
@@ -174,10 +200,18 @@ class RuleClock:
             expression = self._expression.get(entry.rule_name)
             if expression is None or entry.generation != self._generation.get(entry.rule_name):
                 return
-            following = parse_cron(expression).next_after(entry.occurrence)
+            following = self._schedules[entry.rule_name].next_after(entry.occurrence)
             if following is not None:
                 self._push(entry.rule_name, following, entry.generation)
                 self._wake.notify()
+
+    def _schedule_of(self, expression: str) -> Any:
+        if expression.startswith("rate("):
+            return RateSchedule.parse(expression, self._now())
+        try:
+            return parse_cron(expression)
+        except CronError:
+            return None
 
     def _scheduled_event(self, rule_arn: str) -> dict[str, Any]:
         parts = rule_arn.split(":")

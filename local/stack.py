@@ -152,9 +152,12 @@ class LocalStack:
         self._lambda_api.start()
         self._connect_event_sources(template, resolve, queues, boto3.client("sqs"))
 
-        self.clock = _build_clock(template, resolve, self.functions, config)
+        schedule_rules = self._create_schedule_rules(template, boto3.client("events"), arns)
+        self.clock = _build_clock(template, resolve, self.functions, config, schedule_rules)
         watch_event_rules(self.clock)
         self.clock.start()
+        for name, expression in schedule_rules.items():
+            self.clock.rule_written(name, expression, "ENABLED")
 
         stage = str(
             resolve_value(
@@ -176,6 +179,23 @@ class LocalStack:
             config.port,
         )
         self.api.start()
+
+    def _create_schedule_rules(
+        self, template: dict[str, Any], events: Any, arns: dict[str, str]
+    ) -> dict[str, str]:
+        """The rules CloudFormation creates for the functions' `Schedule` events."""
+        rules = {}
+        functions = resources_of_type(template, "AWS::Serverless::Function")
+        for logical_id, resource in functions.items():
+            for event_id, event in resource["Properties"].get("Events", {}).items():
+                if event.get("Type") != "Schedule":
+                    continue
+                name = f"{STACK}-{logical_id}{event_id}"[:64]
+                expression = event["Properties"]["Schedule"]
+                events.put_rule(Name=name, ScheduleExpression=expression, State="ENABLED")
+                events.put_targets(Rule=name, Targets=[{"Id": logical_id, "Arn": arns[logical_id]}])
+                rules[name] = expression
+        return rules
 
     def _connect_event_sources(
         self, template: dict[str, Any], resolve: dict[str, str], queues: dict[str, str], sqs: Any
@@ -237,6 +257,7 @@ def _build_clock(
     resolve: dict[str, str],
     functions: dict[str, Any],
     config: LocalConfig,
+    schedule_rules: dict[str, str],
 ) -> Any:
     from local.eventbridge import RuleClock, Target
     from local.moto_fidelity import rule_targets
@@ -248,6 +269,8 @@ def _build_clock(
         for p in resources_of_type(template, "AWS::Lambda::Permission").values()
         if p["Properties"].get("Principal") == "events.amazonaws.com"
     ]
+    # SAM gives each `Schedule` event its own permission.
+    allowed += [f"arn:aws:events:{config.region}:{ACCOUNT}:rule/{name}" for name in schedule_rules]
 
     def lookup(name: str) -> tuple[str, list[Target]] | None:
         found = rule_targets(ACCOUNT, config.region, name)

@@ -105,3 +105,14 @@ class ExecutorSettings(CommonSettings):
             retry_queue_url=_required(environ, "RETRY_QUEUE_URL"),
             dead_letter_queue_url=_required(environ, "DEAD_LETTER_QUEUE_URL"),
         )
+
+
+@dataclass(frozen=True)
+class ReconcilerSettings(CommonSettings):
+    """What the reconcile function needs."""
+
+    retry_queue_url: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ReconcilerSettings:
+        return cls(**cls._common(environ), retry_queue_url=_required(environ, "RETRY_QUEUE_URL"))

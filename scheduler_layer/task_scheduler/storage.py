@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +26,27 @@ from task_scheduler.timing import format_utc
 
 # A `pending` row whose trigger never got armed disappears by itself after this long.
 PENDING_ROW_TTL = timedelta(days=1)
+# The `by_due` index: a task is in it from `scheduled` until it finishes (when `next_run_at` goes),
+# spread over a few partitions so that no single one is hot.
+DUE_INDEX = "by_due"
+DUE_SHARDS = 4
+
+
+def due_shard(task_id: str) -> str:
+    try:
+        return str(int(task_id[:8], 16) % DUE_SHARDS)
+    except ValueError:  # not a UUID: only tests write such ids
+        return "0"
+
+
+@dataclass(frozen=True)
+class DueEntry:
+    """What the `by_due` index holds of a task: enough to decide whether it needs help."""
+
+    task_id: str
+    status: TaskStatus
+    next_run_at: str
+    updated_at: str
 
 
 def _conditional_failure(error: ClientError) -> bool:
@@ -91,8 +114,8 @@ class TaskStore:
             self._client.update_item,
             TableName=self._table,
             Key={"task_id": {"S": task_id}},
-            UpdateExpression="SET #status = :scheduled, #trigger = :trigger, updated_at = :now "
-            "REMOVE expires_at",
+            UpdateExpression="SET #status = :scheduled, #trigger = :trigger, updated_at = :now, "
+            "due_shard = :shard REMOVE expires_at",
             ConditionExpression="#status = :pending",
             ExpressionAttributeNames={"#status": "status", "#trigger": "trigger"},
             ExpressionAttributeValues={
@@ -100,6 +123,7 @@ class TaskStore:
                 ":pending": {"S": TaskStatus.PENDING.value},
                 ":trigger": {"S": trigger.value},
                 ":now": {"S": format_utc(now)},
+                ":shard": {"S": due_shard(task_id)},
             },
         )
 
@@ -217,6 +241,31 @@ class TaskStore:
         except _ConditionFailed:
             return False
         return True
+
+    def overdue(self, shard: str, before: str, page_size: int = 100) -> Iterator[DueEntry]:
+        """Tasks of one shard whose `next_run_at` is earlier than `before`, oldest first."""
+        start_key = None
+        while True:
+            arguments: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_shard = :shard AND next_run_at < :before",
+                "ExpressionAttributeValues": {":shard": {"S": shard}, ":before": {"S": before}},
+                "Limit": page_size,
+            }
+            if start_key:
+                arguments["ExclusiveStartKey"] = start_key
+            page = self._call("list overdue tasks", self._client.query, **arguments)
+            for item in page.get("Items", []):
+                yield DueEntry(
+                    task_id=item["task_id"]["S"],
+                    status=TaskStatus(item["status"]["S"]),
+                    next_run_at=item["next_run_at"]["S"],
+                    updated_at=item["updated_at"]["S"],
+                )
+            start_key = page.get("LastEvaluatedKey")
+            if not start_key:
+                return
 
     def record_retry(
         self, task: Task, attempt: Attempt, retry_at: str, now: datetime, error: str | None

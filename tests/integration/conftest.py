@@ -154,6 +154,10 @@ class Handlers:
     schedule: ModuleType
     execute: ModuleType
 
+    def reconcile(self) -> dict[str, Any]:
+        module = load_handler_module(ROOT / "reconcile_task")
+        return module.lambda_handler({"source": "aws.events"}, context())
+
     def api(self, method: str, path: str, body: Any = None, **kwargs: Any) -> dict[str, Any]:
         return self.schedule.lambda_handler(api_event(method, path, body, **kwargs), context())
 

@@ -112,3 +112,16 @@ def test_a_tick_costs_what_is_due_not_what_is_pending() -> None:
     assert world.clock.pending == 10_000
     assert world.lookups == ["task-scheduler-now"]
     assert len(world.delivered) == 1
+
+
+def test_rate_schedules_fire_every_period_from_their_creation() -> None:
+    world = World()
+    world.rules["local-ReconcileFunctionEveryFiveMinutes"] = ""
+    world.clock._allowed.append("arn:aws:events:us-east-1:123456789012:rule/local-*")
+    world.clock.rule_written(
+        "local-ReconcileFunctionEveryFiveMinutes", "rate(5 minutes)", "ENABLED"
+    )
+    world.advance_to(T0 + timedelta(minutes=16))
+    fired = [when for when, _ in world.delivered]
+    assert fired == [T0 + timedelta(minutes=5 * n) for n in (1, 2, 3)]
+    assert all(event["detail-type"] == "Scheduled Event" for _, event in world.delivered)

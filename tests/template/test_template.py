@@ -235,3 +235,20 @@ def test_the_retry_queue_feeds_the_execute_function_one_message_at_a_time(templa
     assert event["Type"] == "SQS"
     assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["RetryQueue", "Arn"]}
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_reconciler_runs_every_five_minutes_with_narrow_rights(template: dict) -> None:
+    reconcile = _function(template, "ReconcileFunction")
+    (event,) = reconcile["Events"].values()
+    assert event == {
+        "Type": "Schedule",
+        "Properties": {"Schedule": "rate(5 minutes)", "Description": "The scheduler's reconciler."},
+    }
+    statements = _statements(template, "ReconcileFunction")
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        ("dynamodb:Query", {"Fn::Sub": "${TasksTable.Arn}/index/by_due"}),
+        ("sqs:SendMessage", {"Fn::GetAtt": ["RetryQueue", "Arn"]}),
+    ]
+    index = template["Resources"]["TasksTable"]["Properties"]["GlobalSecondaryIndexes"][0]
+    assert index["IndexName"] == "by_due"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["due_shard", "next_run_at"]
