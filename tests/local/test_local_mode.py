@@ -154,3 +154,32 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # requests must talk to 127.0.0.1 directly, whatever proxy the machine has configured.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_local_mode_signs_and_retries_through_its_queue() -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    from tests.support.receiver import Answer
+
+    secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="
+    with running_receiver() as receiver, local_mode(WEBHOOK_SIGNING_SECRET=secret) as local:
+        assert secret in "".join(local.stdout_lines)
+        receiver.answers = [Answer(status=503), Answer(status=200)]
+        run_at = parse_stored_utc(format_utc(datetime.now(UTC) + timedelta(seconds=2)))
+        body = {
+            "action": "webhook",
+            "payload": {"url": f"{receiver.url}/hooks/retry", "data": {"n": 1}},
+            "run_at": format_utc(run_at),
+        }
+        response = requests.post(
+            f"{local.url}/schedule-task", json=body, headers=_headers(local), timeout=10
+        )
+        assert response.status_code == 201, response.text
+        task = _wait_for_status(local, response.json()["task_id"], "completed", timeout=60)
+
+        first, second = receiver.requests
+        assert first.headers["webhook-id"] == second.headers["webhook-id"]
+        for delivery in (first, second):
+            assert Webhook(secret).verify(delivery.body, delivery.headers) == {"n": 1}
+        assert [a["status_code"] for a in task["attempts"]] == [503, 200]
+        assert first.received_at >= run_at
