@@ -66,10 +66,21 @@ diagram: $(STAMP) ## Redraw Architecture.png from docs/architecture.py (needs Gr
 	$(BIN)/python -m pip install --quiet -r requirements/diagram.txt
 	cd docs && ../$(BIN)/python architecture.py
 
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+# Cold starts are measured in a venv holding only what Lambda's runtime has (boto3) and the
+# layer's requirements: the dev venv carries awscrt, cryptography etc. that Lambda does not.
+$(BENCH_STAMP): requirements/runtime.txt requirements/dev.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements/runtime.txt $$(grep -E '^(boto3|botocore)==' requirements/dev.txt)
+	touch $(BENCH_STAMP)
+
 .PHONY: bench
-bench: $(STAMP) ## Print the benchmarks' figures
-	$(BIN)/python bench/import_cost.py
+bench: $(STAMP) $(BENCH_STAMP) ## Print the benchmarks' figures (cold-start imports; 200-task local burst)
+	$(BENCH_VENV)/bin/python bench/import_cost.py
+	$(BIN)/python bench/local_burst.py
 
 .PHONY: clean
 clean: ## Remove the venv, build output and caches
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .aws-sam .pytest_cache .ruff_cache

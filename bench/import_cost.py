@@ -25,6 +25,9 @@ ENV = {
     "EXECUTE_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:bench",
     "POWERTOOLS_SERVICE_NAME": "task-scheduler",
     "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTaskScheduler",
+    "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench",
+    "RETRY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-retry",
+    "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-dlq",
 }
 IMPORT = (
     "import importlib.util, sys; sys.path.insert(0, {layer!r}); "
@@ -62,7 +65,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
     sys.stdout.write(f"python {sys.version.split()[0]}, {args.runs} runs, median ms\n")
-    for function_dir in ("schedule_task", "execute_task"):
+    for function_dir in ("schedule_task", "execute_task", "reconcile_task"):
         runs = [measure(function_dir) for _ in range(args.runs)]
         totals = [total for _, total in runs]
         packages = {name for per, _ in runs for name in per}
