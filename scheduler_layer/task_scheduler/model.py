@@ -60,16 +60,6 @@ class Attempt:
             out["response_excerpt"] = self.response_excerpt
         return out
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Attempt:
-        return cls(
-            attempt=int(data["attempt"]),
-            started_at=str(data["started_at"]),
-            duration_ms=int(data["duration_ms"]),
-            status_code=int(data["status_code"]) if data.get("status_code") is not None else None,
-            error=data.get("error"),
-            response_excerpt=data.get("response_excerpt"),
-        )
 
 
 @dataclass(frozen=True)
