@@ -29,7 +29,7 @@ from task_scheduler.addresses import (
     system_resolver,
 )
 from task_scheduler.pinned_http import pinned_session
-from task_scheduler.signing import SecretSource
+from task_scheduler.signing import InvalidSecret, SecretSource
 
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_EXCERPT_BYTES = 1024
@@ -77,6 +77,9 @@ class HttpWebhookDeliverer:
             secret = self._secret.get()
         except (ClientError, BotoCoreError):
             return _failure(started, "the signing secret could not be read", retryable=True)
+        except InvalidSecret as malformed:
+            # A deployment defect an operator can fix while the retries wait.
+            return _failure(started, f"the signing secret is malformed: {malformed}", True)
         body = prepare_body(request)
         headers = self.prepare_headers(request, context, body)
         headers.update(secret.headers(context.run_id, int(self._unix_time()), body or b""))

@@ -61,7 +61,6 @@ class Attempt:
         return out
 
 
-
 @dataclass(frozen=True)
 class Task:
     task_id: str

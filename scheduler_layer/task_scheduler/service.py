@@ -44,6 +44,9 @@ logger = Logger(child=True)
 # How long the execute side waits for a `pending` task to become `scheduled` (see Executor).
 PENDING_GRACE = timedelta(seconds=10)
 PENDING_POLL_SECONDS = 0.2
+# A queue message arriving earlier than this before its task is due is sent round again
+# (SQS delays are whole seconds and rounded up, so an on-time one is at most a second early).
+QUEUE_EARLY_TOLERANCE = timedelta(seconds=1)
 # A task `running` longer than this was interrupted; above the execute function's timeout (120 s).
 INTERRUPTED_AFTER = timedelta(seconds=150)
 
@@ -254,7 +257,9 @@ class Executor:
 
         due = parse_stored_utc(task.next_run_at)
         now = self._clock.now()
-        if due - now > MAX_EARLY_ARRIVAL and requeue_early and self._retries is not None:
+        if due - now > QUEUE_EARLY_TOLERANCE and requeue_early and self._retries is not None:
+            # A hop of a long wait (queue delays stop at 15 minutes): wait on in the queue,
+            # never in a Lambda.
             self._retries.arm_at(task_id, due, now)
             logger.info("task not due yet; waiting on", extra={"next_run_at": task.next_run_at})
             return RunReport(RunOutcome.NOT_DUE)

@@ -61,7 +61,7 @@ def secret_from_stored(value: str) -> str:
         key = document.get("key") if isinstance(document, dict) else None
         if not isinstance(key, str):
             raise InvalidSecret('the stored signing secret has no "key"')
-        return SECRET_PREFIX + key
+        return key if key.startswith(SECRET_PREFIX) else SECRET_PREFIX + key
     return text
 
 

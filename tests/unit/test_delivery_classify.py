@@ -5,15 +5,19 @@ No network: the pure functions, `prepare_headers`, and reading and delivering ov
 session, the response and its raw body.
 """
 
+import time
 from datetime import UTC, datetime
 
 import pytest
 import requests
+from botocore.exceptions import ClientError, EndpointConnectionError
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import task_scheduler
 from task_scheduler import delivery
 from task_scheduler.actions import ActionContext
 from task_scheduler.actions.webhook import WebhookRequest, parse_webhook_payload
+from task_scheduler.addresses import NameNotResolved
 from task_scheduler.delivery import (
     MAX_EXCERPT_BYTES,
     MAX_RESPONSE_BYTES,
@@ -23,9 +27,25 @@ from task_scheduler.delivery import (
     prepare_body,
     read_excerpt,
 )
+from task_scheduler.signing import InvalidSecret, StaticSecret
 
 URL = "https://example.com/hook"
 CONTEXT = ActionContext(task_id="123e4567-e89b-42d3-a456-426614174000", run_id="r:1", attempt=1)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PUBLIC = "93.184.215.14"
+SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+pytestmark = pytest.mark.usefixtures("no_dns")
+
+
+def public_resolver(host, port):
+    """Stands in for DNS: every name is one public address (example.com is never looked up)."""
+    return [PUBLIC]
+
+
+def unsigned(headers):
+    """The headers without the three signature headers (checked on their own)."""
+    return {name: value for name, value in headers.items() if name not in SIGNATURE_HEADERS}
 
 
 # --- classify ---------------------------------------------------------------------------------
@@ -158,7 +178,7 @@ def test_data_is_sent_as_compact_utf8_json(data, expected):
 
 
 def headers_for(payload, body):
-    deliverer = HttpWebhookDeliverer(session=None)
+    deliverer = HttpWebhookDeliverer(StaticSecret(SECRET))
     return deliverer.prepare_headers(parse_webhook_payload(payload), CONTEXT, body)
 
 
@@ -193,19 +213,19 @@ def test_json_content_type_is_set_whatever_the_method_when_there_is_a_body():
 def test_scheduler_content_type_replaces_one_that_slipped_past_validation():
     # Validation refuses Content-Type (it is reserved); prepare_headers does not rely on that.
     request = WebhookRequest(url=URL, headers={"Content-Type": "text/plain"}, has_data=True)
-    headers = HttpWebhookDeliverer(session=None).prepare_headers(request, CONTEXT, b"null")
+    headers = HttpWebhookDeliverer(StaticSecret(SECRET)).prepare_headers(request, CONTEXT, b"null")
     assert headers == {"Content-Type": "application/json", "User-Agent": task_scheduler.USER_AGENT}
 
 
 def test_clients_headers_are_sent_unchanged_and_not_mutated():
     request = parse_webhook_payload({"url": URL, "headers": {"Authorization": "Bearer t"}})
-    headers = HttpWebhookDeliverer(session=None).prepare_headers(request, CONTEXT, None)
+    headers = HttpWebhookDeliverer(StaticSecret(SECRET)).prepare_headers(request, CONTEXT, None)
     assert headers["Authorization"] == "Bearer t"
     assert request.headers == {"Authorization": "Bearer t"}
 
 
 def test_user_agent_can_be_configured():
-    deliverer = HttpWebhookDeliverer(session=None, user_agent="custom/1")
+    deliverer = HttpWebhookDeliverer(StaticSecret(SECRET), user_agent="custom/1")
     request = parse_webhook_payload({"url": URL})
     assert deliverer.prepare_headers(request, CONTEXT, None)["User-Agent"] == "custom/1"
 
@@ -364,16 +384,89 @@ def test_a_failing_read_still_closes_the_response():
 
 
 class FakeSession:
+    """A requests.Session as the deliverer uses it: a context manager with request()."""
+
     def __init__(self, response=None, raises=None):
         self.response = response
         self.raises = raises
         self.calls = []
+        self.entered = 0
+        self.exited = 0
+
+    def __enter__(self):
+        self.entered += 1
+        return self
+
+    def __exit__(self, *exc_info):
+        self.exited += 1
+        return False
 
     def request(self, method, url, **kwargs):
+        assert self.entered == 1
+        assert self.exited == 0
         self.calls.append((method, url, kwargs))
         if self.raises is not None:
             raise self.raises
         return self.response
+
+
+class SessionFactory:
+    """Stands in for `pinned_session`: records the address each session is pinned to."""
+
+    def __init__(self, session):
+        self.session = session
+        self.addresses = []
+
+    def __call__(self, address):
+        self.addresses.append(address)
+        return self.session
+
+
+class CountingSecret:
+    """A SecretSource that counts reads and raises `raises` if given."""
+
+    def __init__(self, secret=SECRET, raises=None):
+        self.inner = StaticSecret(secret)
+        self.raises = raises
+        self.reads = 0
+
+    def get(self):
+        self.reads += 1
+        if self.raises is not None:
+            raise self.raises
+        return self.inner.get()
+
+
+class RecordingResolver:
+    def __init__(self, *addresses, raises=None):
+        self.addresses = list(addresses)
+        self.raises = raises
+        self.calls = []
+
+    def __call__(self, host, port):
+        self.calls.append((host, port))
+        if self.raises is not None:
+            raise self.raises
+        return self.addresses
+
+
+def deliverer_for(
+    session, resolver=public_resolver, secret=None, unix_time=None, **options
+) -> tuple[HttpWebhookDeliverer, SessionFactory]:
+    factory = SessionFactory(session)
+    deliverer = HttpWebhookDeliverer(
+        secret or StaticSecret(SECRET),
+        resolver=resolver,
+        session_for=factory,
+        unix_time=unix_time or time.time,
+        **options,
+    )
+    return deliverer, factory
+
+
+def verify(body, headers):
+    """What a receiver does with the standardwebhooks library; raises if the signature fails."""
+    Webhook(SECRET).verify(body or b"", headers, json_parse=False)
 
 
 def test_deliver_sends_the_request_and_classifies_the_answer(monotonic):
@@ -382,29 +475,33 @@ def test_deliver_sends_the_request_and_classifies_the_answer(monotonic):
     request = parse_webhook_payload(
         {"url": URL, "data": {"a": 1}, "headers": {"X-Tenant": "acme"}, "timeout_seconds": 3}
     )
-    result = HttpWebhookDeliverer(session).deliver(request, CONTEXT)
+    deliverer, _ = deliverer_for(session)
+    result = deliverer.deliver(request, CONTEXT)
     assert result.succeeded is True
     assert result.status_code == 202
     assert result.response_excerpt == "accepted"
     [(method, url, kwargs)] = session.calls
     assert (method, url) == ("POST", URL)
+    headers = kwargs.pop("headers")
     assert kwargs == {
         "data": b'{"a":1}',
-        "headers": {
-            "X-Tenant": "acme",
-            "Content-Type": "application/json",
-            "User-Agent": task_scheduler.USER_AGENT,
-        },
         "timeout": (3, 3),
         "allow_redirects": False,
         "stream": True,
     }
+    assert unsigned(headers) == {
+        "X-Tenant": "acme",
+        "Content-Type": "application/json",
+        "User-Agent": task_scheduler.USER_AGENT,
+    }
+    assert set(headers) - set(unsigned(headers)) == set(SIGNATURE_HEADERS)
+    assert session.exited == 1  # the session (and its connections) is closed
 
 
 def test_deliver_caps_the_connect_timeout_at_5_seconds(monotonic):
     session = FakeSession(FakeResponse(FakeRaw([])))
     request = parse_webhook_payload({"url": URL, "timeout_seconds": 30})
-    HttpWebhookDeliverer(session).deliver(request, CONTEXT)
+    deliverer_for(session)[0].deliver(request, CONTEXT)
     assert session.calls[0][2]["timeout"] == (5.0, 30)
     assert session.calls[0][2]["data"] is None
 
@@ -413,7 +510,7 @@ def test_deliver_turns_a_body_too_slow_into_a_retryable_timeout(monotonic):
     raw = FakeRaw([b"x"] * 100, clock=monotonic, per_read=1.0)
     response = FakeResponse(raw, status_code=200)
     request = parse_webhook_payload({"url": URL, "timeout_seconds": 2})
-    result = HttpWebhookDeliverer(FakeSession(response)).deliver(request, CONTEXT)
+    result = deliverer_for(FakeSession(response))[0].deliver(request, CONTEXT)
     assert result.succeeded is False
     assert result.retryable is True
     assert result.error == "timed out after 2 s"
@@ -429,7 +526,7 @@ def test_deliver_turns_a_failing_read_into_a_retryable_failure(monotonic):
 
     response = FakeResponse(BrokenRaw(), status_code=200)
     request = parse_webhook_payload({"url": URL})
-    result = HttpWebhookDeliverer(FakeSession(response)).deliver(request, CONTEXT)
+    result = deliverer_for(FakeSession(response))[0].deliver(request, CONTEXT)
     assert result.succeeded is False
     assert result.retryable is True
     assert result.error == "reading the response failed: connection reset by peer"
@@ -438,7 +535,218 @@ def test_deliver_turns_a_failing_read_into_a_retryable_failure(monotonic):
 def test_deliver_turns_a_request_timeout_into_a_retryable_failure(monotonic):
     request = parse_webhook_payload({"url": URL, "timeout_seconds": 1.5})
     session = FakeSession(raises=requests.ReadTimeout("read timed out"))
-    result = HttpWebhookDeliverer(session).deliver(request, CONTEXT)
+    result = deliverer_for(session)[0].deliver(request, CONTEXT)
     assert result.succeeded is False
     assert result.retryable is True
     assert result.error == "timed out after 1.5 s"
+    assert session.exited == 1
+
+
+def test_deliver_turns_a_connection_error_into_a_retryable_failure(monotonic):
+    request = parse_webhook_payload({"url": URL})
+    session = FakeSession(raises=requests.ConnectionError("Connection refused"))
+    result = deliverer_for(session)[0].deliver(request, CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error == "connection failed: Connection refused"
+
+
+def test_deliver_classifies_a_503_with_retry_after(monotonic):
+    response = FakeResponse(FakeRaw([b"busy"]), status_code=503, headers={"Retry-After": "42"})
+    result = deliverer_for(FakeSession(response))[0].deliver(
+        parse_webhook_payload({"url": URL}), CONTEXT
+    )
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.retry_after_seconds == 42.0
+    assert result.status_code == 503
+
+
+# --- deliver: the target's addresses ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "10.0.0.5", "169.254.169.254", "100.64.1.1", "::1", "fe80::1"]
+)
+def test_forbidden_resolution_fails_without_retry_and_never_connects(monotonic, address):
+    secret = CountingSecret()
+    session = FakeSession(FakeResponse(FakeRaw([])))
+    deliverer, factory = deliverer_for(session, RecordingResolver(address), secret)
+    result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is False
+    assert result.error.startswith("refused: example.com resolves to ")
+    assert address in result.error
+    assert result.status_code is None
+    assert factory.addresses == []
+    assert session.calls == []
+    assert secret.reads == 0
+
+
+def test_forbidden_ip_literal_fails_without_a_lookup(monotonic):
+    resolver = RecordingResolver(PUBLIC)
+    deliverer, factory = deliverer_for(FakeSession(), resolver)
+    result = deliverer.deliver(parse_webhook_payload({"url": "http://127.0.0.1:9/x"}), CONTEXT)
+    assert result.retryable is False
+    assert result.error.startswith("refused: ")
+    assert resolver.calls == []
+    assert factory.addresses == []
+
+
+def test_one_forbidden_address_among_public_ones_refuses_the_delivery(monotonic):
+    resolver = RecordingResolver(PUBLIC, "192.168.0.10")
+    deliverer, factory = deliverer_for(FakeSession(), resolver)
+    result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)
+    assert result.retryable is False
+    assert "192.168.0.10" in result.error
+    assert factory.addresses == []
+
+
+def test_loopback_is_delivered_to_only_when_loopback_is_allowed(monotonic):
+    resolver = RecordingResolver("127.0.0.1")
+    request = parse_webhook_payload({"url": "http://localhost:3000/hook"})
+    strict, strict_factory = deliverer_for(FakeSession(FakeResponse(FakeRaw([]))), resolver)
+    assert strict.deliver(request, CONTEXT).error.startswith("refused: ")
+    assert strict_factory.addresses == []
+    session = FakeSession(FakeResponse(FakeRaw([]), status_code=204))
+    local, local_factory = deliverer_for(session, resolver, allow_loopback=True)
+    assert local.deliver(request, CONTEXT).succeeded is True
+    assert local_factory.addresses == ["127.0.0.1"]
+    assert resolver.calls == [("localhost", 3000), ("localhost", 3000)]
+
+
+def test_name_that_does_not_resolve_is_a_retryable_failure(monotonic):
+    resolver = RecordingResolver(raises=NameNotResolved("example.com did not resolve"))
+    secret = CountingSecret()
+    deliverer, factory = deliverer_for(FakeSession(), resolver, secret)
+    result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error == "example.com does not resolve"
+    assert factory.addresses == []
+    assert secret.reads == 0
+
+
+def test_name_resolving_to_nothing_usable_is_a_retryable_failure(monotonic):
+    deliverer, factory = deliverer_for(FakeSession(), RecordingResolver("not-an-address"))
+    result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)
+    assert result.retryable is True
+    assert factory.addresses == []
+
+
+# --- deliver: the signing secret --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetSecretValue"
+        ),
+        EndpointConnectionError(endpoint_url="https://secretsmanager.eu-west-1.amazonaws.com"),
+    ],
+    ids=["client-error", "botocore-error"],
+)
+def test_unreadable_secret_is_a_retryable_failure_and_nothing_is_sent(monotonic, error):
+    secret = CountingSecret(raises=error)
+    session = FakeSession(FakeResponse(FakeRaw([])))
+    deliverer, factory = deliverer_for(session, secret=secret)
+    result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error == "the signing secret could not be read"
+    assert secret.reads == 1
+    assert factory.addresses == []
+    assert session.calls == []
+
+
+# --- deliver: pinning and signing -------------------------------------------------------------
+
+
+def test_send_is_pinned_to_the_first_resolved_address_and_signed(monotonic):
+    stamp = int(time.time()) - 2
+    resolver = RecordingResolver(PUBLIC, "2606:2800:21f:cb07:6820:80da:af6b:8b2c")
+    session = FakeSession(FakeResponse(FakeRaw([b"ok"]), status_code=200))
+    deliverer, factory = deliverer_for(session, resolver, unix_time=lambda: stamp + 0.75)
+    request = parse_webhook_payload({"url": URL, "data": {"msg": "Hello from Lambda"}})
+    context = ActionContext(task_id="t", run_id="t:3", attempt=2)
+    result = deliverer.deliver(request, context)
+    assert result.succeeded is True
+    assert resolver.calls == [("example.com", 443)]
+    assert factory.addresses == [PUBLIC]
+    [(method, url, kwargs)] = session.calls
+    assert (method, url) == ("POST", URL)  # the URL keeps its name; only the socket is pinned
+    headers, body = kwargs["headers"], kwargs["data"]
+    assert body == b'{"msg":"Hello from Lambda"}'
+    assert headers["webhook-id"] == "t:3"
+    assert headers["webhook-timestamp"] == str(stamp)
+    assert headers["webhook-signature"].startswith("v1,")
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == task_scheduler.USER_AGENT
+    assert headers["User-Agent"] == f"serverless-task-scheduler/{task_scheduler.__version__}"
+    verify(body, headers)
+    assert Webhook(SECRET).verify(body, headers) == {"msg": "Hello from Lambda"}
+
+
+def test_ipv6_first_address_is_the_one_pinned(monotonic):
+    session = FakeSession(FakeResponse(FakeRaw([]), status_code=204))
+    resolver = RecordingResolver("2606:2800:21f:cb07:6820:80da:af6b:8b2c", PUBLIC)
+    deliverer, factory = deliverer_for(session, resolver)
+    deliverer.deliver(parse_webhook_payload({"url": "http://example.com:8080/x"}), CONTEXT)
+    assert factory.addresses == ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+    assert resolver.calls == [("example.com", 8080)]
+
+
+def test_delivery_without_data_is_signed_over_an_empty_body(monotonic):
+    session = FakeSession(FakeResponse(FakeRaw([]), status_code=204))
+    deliverer, _ = deliverer_for(session)
+    deliverer.deliver(parse_webhook_payload({"url": URL, "method": "GET"}), CONTEXT)
+    [(_, _, kwargs)] = session.calls
+    assert kwargs["data"] is None
+    assert "Content-Type" not in kwargs["headers"]
+    verify(b"", kwargs["headers"])
+    with pytest.raises(WebhookVerificationError):
+        verify(b"null", kwargs["headers"])
+
+
+def test_signature_fails_verification_for_another_body(monotonic):
+    session = FakeSession(FakeResponse(FakeRaw([]), status_code=200))
+    deliverer, _ = deliverer_for(session)
+    deliverer.deliver(parse_webhook_payload({"url": URL, "data": {"amount": 10}}), CONTEXT)
+    [(_, _, kwargs)] = session.calls
+    verify(kwargs["data"], kwargs["headers"])
+    with pytest.raises(WebhookVerificationError):
+        verify(b'{"amount":1000}', kwargs["headers"])
+
+
+def test_clients_headers_are_sent_alongside_the_signature(monotonic):
+    session = FakeSession(FakeResponse(FakeRaw([]), status_code=200))
+    deliverer, _ = deliverer_for(session)
+    payload = {"url": URL, "data": [1], "headers": {"Authorization": "Bearer t", "X-A": "b"}}
+    deliverer.deliver(parse_webhook_payload(payload), CONTEXT)
+    headers = session.calls[0][2]["headers"]
+    assert headers["Authorization"] == "Bearer t"
+    assert headers["X-A"] == "b"
+    verify(b"[1]", headers)
+
+
+def test_webhook_id_is_the_run_id_and_stable_across_attempts(monotonic):
+    ids = []
+    for attempt in (1, 2, 3):
+        session = FakeSession(FakeResponse(FakeRaw([]), status_code=503))
+        deliverer, _ = deliverer_for(session)
+        context = ActionContext(task_id="t", run_id="t:7", attempt=attempt)
+        deliverer.deliver(parse_webhook_payload({"url": URL, "data": 1}), context)
+        ids.append(session.calls[0][2]["headers"]["webhook-id"])
+    assert ids == ["t:7", "t:7", "t:7"]
+
+
+def test_malformed_secret_is_a_retryable_failure_and_nothing_is_sent(monotonic):
+    secret = CountingSecret(raises=InvalidSecret("a signing secret starts with whsec_"))
+    session = FakeSession(FakeResponse(FakeRaw([])))
+    deliverer, factory = deliverer_for(session, secret=secret)
+    result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error.startswith("the signing secret is malformed")
+    assert factory.addresses == []

@@ -9,6 +9,7 @@ import pytest
 
 from task_scheduler.actions import ActionRegistry, build_registry
 from task_scheduler.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from task_scheduler.model import DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS
 from task_scheduler.schedule_request import (
     MAX_BODY_BYTES,
     MAX_NESTING,
@@ -17,11 +18,22 @@ from task_scheduler.schedule_request import (
     parse_schedule_body,
 )
 
+pytestmark = pytest.mark.usefixtures("no_dns")
+
 VALID = {
     "action": "webhook",
     "payload": {"url": "https://example.com/hooks/report", "data": {"msg": "Hello"}},
     "run_at": "2030-05-19T17:56:00Z",
 }
+
+
+def public_resolver(host, port):
+    """Stands in for DNS: every name is one public address (example.com is never looked up)."""
+    return ["93.184.215.14"]
+
+
+def registry():
+    return build_registry(allow_loopback=False, resolver=public_resolver)
 
 
 def encode(document) -> bytes:
@@ -49,6 +61,14 @@ def test_valid_body_is_parsed_into_a_request():
 def test_missing_fields_are_left_for_validation():
     request = parse_schedule_body(b"{}", "application/json")
     assert request == ScheduleRequest(action=None, payload=None, run_at=None)
+    assert request.retry is None
+
+
+def test_retry_is_a_known_field_and_is_kept_as_sent():
+    document = {**VALID, "retry": {"max_attempts": 3}}
+    request = parse_schedule_body(encode(document), "application/json")
+    assert request.retry == {"max_attempts": 3}
+    assert request.max_attempts() == 3
 
 
 # --- Content-Type -----------------------------------------------------------------------------
@@ -172,8 +192,8 @@ def test_non_object_json_is_invalid(body):
 def test_unknown_top_level_fields_are_each_named():
     document = {**VALID, "timezone_typo": "UTC", "extra": 1}
     assert problems_of(encode(document)) == [
-        ("timezone_typo", "is not a known field (action, payload, run_at)"),
-        ("extra", "is not a known field (action, payload, run_at)"),
+        ("timezone_typo", "is not a known field (action, payload, run_at, retry)"),
+        ("extra", "is not a known field (action, payload, run_at, retry)"),
     ]
 
 
@@ -194,12 +214,12 @@ def test_invalid_request_message_names_a_single_problem():
 
 def validation_problems(request: ScheduleRequest):
     with pytest.raises(InvalidRequest) as caught:
-        request.validate(build_registry())
+        request.validate(registry())
     return [(p.field, p.problem) for p in caught.value.problems]
 
 
 def test_valid_request_validates():
-    parse_schedule_body(encode(VALID), None).validate(build_registry())
+    parse_schedule_body(encode(VALID), None).validate(registry())
 
 
 def test_missing_action_is_required_and_names_the_supported_ones():
@@ -244,6 +264,18 @@ def test_long_unknown_action_is_shortened_in_the_problem():
 def test_missing_payload_is_required():
     request = ScheduleRequest(action="webhook", payload=None, run_at=VALID["run_at"])
     assert validation_problems(request) == [("payload", "is required")]
+
+
+def test_refused_target_is_reported_by_the_registry_built_with_the_resolver():
+    loopback = build_registry(allow_loopback=False, resolver=lambda host, port: ["127.0.0.1"])
+    request = parse_schedule_body(encode(VALID), None)
+    with pytest.raises(InvalidRequest) as caught:
+        request.validate(loopback)
+    [problem] = caught.value.problems
+    assert problem.field == "payload.url"
+    assert problem.problem.startswith("is refused")
+    # Local mode: loopback targets are allowed through the same registry.
+    request.validate(build_registry(allow_loopback=True, resolver=lambda host, port: ["127.0.0.1"]))
 
 
 def test_payload_problems_come_from_the_action():
@@ -329,3 +361,65 @@ def test_large_but_finite_numbers_are_kept(number, value):
 
 def test_nan_is_still_refused_inside_nested_data():
     assert [field for field, _ in problems_of(with_data(b'{"x": [NaN]}'))] == ["body"]
+
+
+# --- retry.max_attempts -----------------------------------------------------------------------
+
+
+def with_retry(retry) -> ScheduleRequest:
+    return ScheduleRequest(
+        action="webhook", payload=VALID["payload"], run_at=VALID["run_at"], retry=retry
+    )
+
+
+def retry_problems(retry):
+    with pytest.raises(InvalidRequest) as caught:
+        with_retry(retry).max_attempts()
+    return [(p.field, p.problem) for p in caught.value.problems]
+
+
+def test_max_attempts_defaults_to_5_without_retry():
+    assert DEFAULT_MAX_ATTEMPTS == 5
+    assert with_retry(None).max_attempts() == 5
+    assert ScheduleRequest(action="webhook", payload={}, run_at=None).max_attempts() == 5
+
+
+def test_max_attempts_defaults_to_5_in_an_empty_retry_object():
+    assert with_retry({}).max_attempts() == 5
+
+
+@pytest.mark.parametrize("value", [1, 2, 5, 19, 20])
+def test_max_attempts_from_1_to_20_is_accepted(value):
+    assert MAX_MAX_ATTEMPTS == 20
+    assert with_retry({"max_attempts": value}).max_attempts() == value
+
+
+@pytest.mark.parametrize("value", [0, -1, 21, 100, "3", True, False, 3.5, 3.0, None, [3], {"n": 3}])
+def test_max_attempts_outside_1_to_20_or_not_an_integer_is_rejected(value):
+    assert retry_problems({"max_attempts": value}) == [
+        ("retry.max_attempts", "must be a whole number from 1 to 20")
+    ]
+
+
+@pytest.mark.parametrize("retry", [5, "5", [5], True, 0, ""])
+def test_retry_that_is_not_an_object_is_rejected(retry):
+    assert retry_problems(retry) == [("retry", 'must be an object like {"max_attempts": 5}')]
+
+
+def test_unknown_key_in_retry_is_rejected_and_named():
+    assert retry_problems({"max_attempts": 3, "foo": 1}) == [
+        ("retry.foo", "is not a known field (max_attempts)")
+    ]
+
+
+def test_every_unknown_key_in_retry_is_named():
+    problems = retry_problems({"foo": 1, "backoff": "linear"})
+    assert [field for field, _ in problems] == ["retry.foo", "retry.backoff"]
+
+
+def test_retry_in_a_parsed_body_is_checked_by_max_attempts():
+    body = encode({**VALID, "retry": {"max_attempts": 21}})
+    request = parse_schedule_body(body, "application/json")  # the shape is checked later
+    with pytest.raises(InvalidRequest) as caught:
+        request.max_attempts()
+    assert [p.field for p in caught.value.problems] == ["retry.max_attempts"]

@@ -5,20 +5,29 @@ records what happened, and a recurring task returns to `scheduled` for its next 
 """
 
 from datetime import UTC, datetime, timedelta
+from random import Random
 
 import pytest
 
 from task_scheduler import service
 from task_scheduler.actions import ActionRegistry, ActionResult
+from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import MAX_RECORDED_ATTEMPTS, Attempt, Task, TaskStatus, TriggerKind
 from task_scheduler.service import (
     INTERRUPTED_AFTER,
     PENDING_GRACE,
     PENDING_POLL_SECONDS,
+    QUEUE_EARLY_TOLERANCE,
     Executor,
     RunOutcome,
 )
-from task_scheduler.timing import MAX_EARLY_ARRIVAL, format_utc
+from task_scheduler.timing import (
+    MAX_EARLY_ARRIVAL,
+    ceil_to_second,
+    format_utc,
+    parse_stored_utc,
+    retry_delay,
+)
 
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
 DUE = datetime(2030, 5, 19, 17, 56, 0, tzinfo=UTC)
@@ -49,6 +58,8 @@ class FakeStore:
         self.tasks = {task.task_id: task for task in tasks}
         self.claims = []
         self.records = []
+        self.retries = []
+        self.events = []  # shared with the fake dead letters, to check the order of writes
         self.lose_claims = False
         self.lose_records = False
 
@@ -68,6 +79,7 @@ class FakeStore:
         return True
 
     def record_run(self, task, status, attempt, now, *, next_run_at, error, retention):
+        self.events.append(("record_run", status))
         self.records.append(
             {
                 "status": status,
@@ -89,8 +101,51 @@ class FakeStore:
             runs=current.runs + 1,
             next_run_at=next_run_at,
             last_error=error,
+            run_attempts=0,
         )
         return True
+
+    def record_retry(self, task, attempt, retry_at, now, error):
+        self.events.append(("record_retry", retry_at))
+        self.retries.append({"attempt": attempt, "retry_at": retry_at, "now": now, "error": error})
+        current = self.tasks.get(task.task_id)
+        if self.lose_records or current is None or current.status is not TaskStatus.RUNNING:
+            return False
+        self.tasks[task.task_id] = current.with_changes(
+            status=TaskStatus.SCHEDULED,
+            updated_at=format_utc(now),
+            attempts=(*task.attempts, attempt)[-MAX_RECORDED_ATTEMPTS:],
+            run_attempts=task.run_attempts + 1,
+            next_run_at=retry_at,
+            last_error=error or "failed",
+        )
+        return True
+
+
+class FakeRetryQueue:
+    def __init__(self, events, fail=False):
+        self.events = events
+        self.fail = fail
+        self.armed = []
+
+    def arm_at(self, task_id, at, now):
+        self.events.append(("arm_at", task_id))
+        if self.fail:
+            raise DependencyFailure("Could not queue the task's next attempt.")
+        self.armed.append((task_id, at, now))
+
+
+class FakeDeadLetters:
+    def __init__(self, events, fail=False):
+        self.events = events
+        self.fail = fail
+        self.sent = []
+
+    def send(self, task_id, run_at, error, attempts, now):
+        self.events.append(("dead_letter", task_id))
+        if self.fail:
+            raise DependencyFailure("Could not send the failed task to the dead-letter queue.")
+        self.sent.append((task_id, run_at, error, attempts, now))
 
 
 class FakeTriggers:
@@ -109,10 +164,12 @@ class FakeAction:
 
     name = "webhook"
 
-    def __init__(self, clock, result=None, raises=None):
+    def __init__(self, clock, result=None, raises=None, results=None, elapse=None):
         self.clock = clock
         self.result = result or ActionResult(True, 120, status_code=200, response_excerpt="ok")
         self.raises = raises
+        self.results = list(results or [])  # returned in turn before `result`
+        self.elapse = elapse  # how long each call takes on the fake clock
         self.calls = []
 
     def validate(self, payload):
@@ -120,9 +177,11 @@ class FakeAction:
 
     def execute(self, payload, context):
         self.calls.append((self.clock.now(), payload, context))
+        if self.elapse is not None:
+            self.clock.current += self.elapse
         if self.raises is not None:
             raise self.raises
-        return self.result
+        return self.results.pop(0) if self.results else self.result
 
 
 def make_task(**changes):
@@ -141,17 +200,28 @@ def make_task(**changes):
 
 
 class World:
-    def __init__(self, task=None, now=DUE, **action_options):
+    def __init__(self, task=None, now=DUE, *, retrying=False, seed=None, **action_options):
+        """`retrying`: with a fake retry queue and fake dead letters, as deployed."""
         self.clock = FakeClock(now)
         self.store = FakeStore(*([task] if task else []))
         self.triggers = FakeTriggers()
         self.action = FakeAction(self.clock, **action_options)
+        self.retry_queue = FakeRetryQueue(self.store.events) if retrying else None
+        self.dead_letters = FakeDeadLetters(self.store.events) if retrying else None
+        self.seed = seed
         self.executor = Executor(
-            self.store, self.triggers, ActionRegistry([self.action]), self.clock, RETENTION
+            self.store,
+            self.triggers,
+            ActionRegistry([self.action]),
+            self.clock,
+            RETENTION,
+            retries=self.retry_queue,
+            dead_letters=self.dead_letters,
+            rng=Random(seed) if seed is not None else None,
         )
 
-    def run(self, task_id=TASK_ID):
-        return self.executor.run(task_id)
+    def run(self, task_id=TASK_ID, requeue_early=False):
+        return self.executor.run(task_id, requeue_early=requeue_early)
 
 
 # --- nothing to run ---------------------------------------------------------------------------
@@ -651,3 +721,350 @@ def test_direct_dispatch_arriving_before_the_task_is_marked_scheduled_still_runs
     assert report.outcome is RunOutcome.COMPLETED
     assert len(world.action.calls) == 1
     assert world.action.calls[0][0] >= DUE
+
+
+# --- retries and dead letters (contract section 5) --------------------------------------------
+
+SERVER_ERROR = ActionResult(False, 30, status_code=503, error="HTTP 503", retryable=True)
+GONE = ActionResult(False, 12, status_code=410, error="HTTP 410: the receiver is gone")
+ELAPSE = timedelta(seconds=1, microseconds=250_000)  # how long a delivery takes
+
+
+def test_retryable_failure_with_attempts_left_is_recorded_and_retried_after_a_backoff():
+    world = World(
+        make_task(max_attempts=3), retrying=True, seed=11, result=SERVER_ERROR, elapse=ELAPSE
+    )
+    report = world.run()
+    assert report.outcome is RunOutcome.RETRYING
+    assert report.result is SERVER_ERROR
+    now = DUE + ELAPSE
+    delay = timedelta(seconds=retry_delay(1, None, Random(11)))
+    [retry] = world.store.retries
+    retry_at = parse_stored_utc(retry["retry_at"])
+    # Never sooner than the backoff; rounded up to the second, as stored times are.
+    assert retry_at >= now + delay
+    assert retry_at - (now + delay) < timedelta(seconds=1)
+    assert retry_at == ceil_to_second(now + delay)
+    assert retry["now"] == now
+    assert retry["error"] == "HTTP 503"
+    assert retry["attempt"] == Attempt(
+        attempt=1,
+        started_at="2030-05-19T17:56:00Z",
+        duration_ms=30,
+        status_code=503,
+        error="HTTP 503",
+    )
+    assert world.retry_queue.armed == [(TASK_ID, retry_at, now)]
+    # Recorded first, then armed: the task waits `scheduled` for `retry_at` whatever happens.
+    assert world.store.events == [("record_retry", retry["retry_at"]), ("arm_at", TASK_ID)]
+    assert world.dead_letters.sent == []
+    assert world.store.records == []
+    assert world.triggers.disarmed == []
+    stored = world.store.tasks[TASK_ID]
+    assert stored.status is TaskStatus.SCHEDULED
+    assert stored.next_run_at == retry["retry_at"]
+    assert stored.run_attempts == 1
+    assert stored.last_error == "HTTP 503"
+
+
+def test_first_retry_comes_within_the_first_backoff_bound():
+    for seed in range(20):
+        world = World(make_task(), retrying=True, seed=seed, result=SERVER_ERROR)
+        assert world.run().outcome is RunOutcome.RETRYING
+        [(_, retry_at, now)] = world.retry_queue.armed
+        assert now <= retry_at <= now + timedelta(seconds=2)
+
+
+def test_retry_after_sets_the_earliest_retry():
+    result = ActionResult(
+        False, 5, status_code=429, error="HTTP 429", retryable=True, retry_after_seconds=120.0
+    )
+    world = World(make_task(), retrying=True, seed=3, result=result, elapse=ELAPSE)
+    assert world.run().outcome is RunOutcome.RETRYING
+    assert world.store.retries[0]["retry_at"] == "2030-05-19T17:58:02Z"
+    assert world.retry_queue.armed[0][1] == datetime(2030, 5, 19, 17, 58, 2, tzinfo=UTC)
+
+
+def run_until_done(world, limit=25):
+    """Runs the task, then each retry when the retry queue delivers it (half a second early,
+    within the tolerance for a whole-second delay)."""
+    reports = [world.run()]
+    while reports[-1].outcome is RunOutcome.RETRYING and len(reports) < limit:
+        _, retry_at, _ = world.retry_queue.armed[-1]
+        world.clock.current = retry_at - timedelta(milliseconds=500)
+        reports.append(world.run(requeue_early=True))
+    return [report.outcome for report in reports]
+
+
+def test_success_after_retries_completes_and_resets_the_run_attempts():
+    world = World(
+        make_task(max_attempts=5),
+        retrying=True,
+        seed=5,
+        results=[SERVER_ERROR, SERVER_ERROR],
+        elapse=ELAPSE,
+    )
+    outcomes = run_until_done(world)
+    assert outcomes == [RunOutcome.RETRYING, RunOutcome.RETRYING, RunOutcome.COMPLETED]
+    contexts = [context for _, _, context in world.action.calls]
+    assert [context.attempt for context in contexts] == [1, 2, 3]
+    assert {context.run_id for context in contexts} == {f"{TASK_ID}:1"}
+    assert [retry["attempt"].attempt for retry in world.store.retries] == [1, 2]
+    [record] = world.store.records
+    assert record["status"] is TaskStatus.COMPLETED
+    assert record["attempt"].attempt == 3
+    assert record["error"] is None
+    stored = world.store.tasks[TASK_ID]
+    assert stored.status is TaskStatus.COMPLETED
+    assert stored.run_attempts == 0
+    assert [attempt.attempt for attempt in stored.attempts] == [1, 2, 3]
+    assert stored.last_error is None
+    assert world.dead_letters.sent == []
+    assert world.triggers.disarmed == [TASK_ID]
+
+
+def test_retries_never_run_before_their_retry_time():
+    world = World(make_task(), retrying=True, seed=8, results=[SERVER_ERROR] * 3, elapse=ELAPSE)
+    run_until_done(world)
+    armed_times = [at for _, at, _ in world.retry_queue.armed]
+    called_at = [at for at, _, _ in world.action.calls]
+    assert len(called_at) == 4
+    assert all(call >= at for call, at in zip(called_at[1:], armed_times, strict=True))
+
+
+def test_exhausted_attempts_fail_the_task_and_dead_letter_it_before_recording():
+    world = World(
+        make_task(max_attempts=3), retrying=True, seed=2, result=SERVER_ERROR, elapse=ELAPSE
+    )
+    outcomes = run_until_done(world)
+    assert outcomes == [RunOutcome.RETRYING, RunOutcome.RETRYING, RunOutcome.FAILED]
+    assert [context.attempt for _, _, context in world.action.calls] == [1, 2, 3]
+    final_now = world.clock.now()
+    assert world.dead_letters.sent == [(TASK_ID, "2030-05-19T17:56:00Z", "HTTP 503", 3, final_now)]
+    assert world.store.events[-2:] == [
+        ("dead_letter", TASK_ID),
+        ("record_run", TaskStatus.FAILED),
+    ]
+    assert len(world.retry_queue.armed) == 2
+    stored = world.store.tasks[TASK_ID]
+    assert stored.status is TaskStatus.FAILED
+    assert stored.last_error == "HTTP 503"
+    assert world.triggers.disarmed == [TASK_ID]
+
+
+def test_last_allowed_attempt_is_not_retried():
+    earlier = (
+        Attempt(attempt=1, started_at="2030-05-19T17:56:00Z", duration_ms=9, error="HTTP 503"),
+        Attempt(attempt=2, started_at="2030-05-19T17:56:02Z", duration_ms=9, error="HTTP 503"),
+    )
+    retry_at = datetime(2030, 5, 19, 17, 56, 9, tzinfo=UTC)
+    task = make_task(
+        max_attempts=3, run_attempts=2, attempts=earlier, next_run_at=format_utc(retry_at)
+    )
+    world = World(task, now=retry_at, retrying=True, seed=1, result=SERVER_ERROR)
+    report = world.run(requeue_early=True)
+    assert report.outcome is RunOutcome.FAILED
+    [(_, _, context)] = world.action.calls
+    assert context.attempt == 3
+    assert world.store.retries == []
+    assert world.retry_queue.armed == []
+    assert world.dead_letters.sent == [(TASK_ID, "2030-05-19T17:56:00Z", "HTTP 503", 3, retry_at)]
+    assert world.store.events == [("dead_letter", TASK_ID), ("record_run", TaskStatus.FAILED)]
+    assert world.store.records[0]["attempt"].attempt == 3
+
+
+def test_one_attempt_allowed_fails_at_the_first_retryable_failure():
+    world = World(make_task(max_attempts=1), retrying=True, seed=1, result=SERVER_ERROR)
+    assert world.run().outcome is RunOutcome.FAILED
+    assert world.retry_queue.armed == []
+    assert [sent[3] for sent in world.dead_letters.sent] == [1]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        GONE,
+        ActionResult(False, 3, status_code=404, error="HTTP 404"),
+        ActionResult(False, 3, status_code=302, error="HTTP 302: redirects are not followed"),
+        ActionResult(
+            False, 1, error="refused: example.com resolves to 10.0.0.1, a private address"
+        ),
+    ],
+    ids=["410", "404", "302", "refused"],
+)
+def test_non_retryable_failure_fails_at_once_and_is_dead_lettered(result):
+    world = World(make_task(max_attempts=5), retrying=True, seed=1, result=result)
+    report = world.run()
+    assert report.outcome is RunOutcome.FAILED
+    assert world.store.retries == []
+    assert world.retry_queue.armed == []
+    assert world.dead_letters.sent == [(TASK_ID, "2030-05-19T17:56:00Z", result.error, 1, DUE)]
+    assert world.store.events == [("dead_letter", TASK_ID), ("record_run", TaskStatus.FAILED)]
+    assert world.store.tasks[TASK_ID].status is TaskStatus.FAILED
+    assert world.triggers.disarmed == [TASK_ID]
+
+
+def test_crashing_action_is_not_retried_and_is_dead_lettered():
+    world = World(make_task(), retrying=True, seed=1, raises=RuntimeError("boom"))
+    assert world.run().outcome is RunOutcome.FAILED
+    assert world.retry_queue.armed == []
+    assert world.dead_letters.sent[0][2] == "internal error: RuntimeError"
+
+
+def test_without_retries_a_retryable_failure_fails_at_once():
+    clock = FakeClock(DUE)
+    store = FakeStore(make_task(max_attempts=5))
+    dead_letters = FakeDeadLetters(store.events)
+    action = FakeAction(clock, result=SERVER_ERROR)
+    executor = Executor(
+        store,
+        FakeTriggers(),
+        ActionRegistry([action]),
+        clock,
+        RETENTION,
+        retries=None,
+        dead_letters=dead_letters,
+    )
+    report = executor.run(TASK_ID)
+    assert report.outcome is RunOutcome.FAILED
+    assert store.retries == []
+    assert store.tasks[TASK_ID].status is TaskStatus.FAILED
+    assert dead_letters.sent == [(TASK_ID, "2030-05-19T17:56:00Z", "HTTP 503", 1, DUE)]
+
+
+def test_without_retries_or_dead_letters_a_retryable_failure_is_only_recorded():
+    world = World(make_task(max_attempts=5), result=SERVER_ERROR)
+    assert world.run().outcome is RunOutcome.FAILED
+    assert world.store.retries == []
+    assert [record["status"] for record in world.store.records] == [TaskStatus.FAILED]
+
+
+def test_success_does_not_dead_letter():
+    world = World(make_task(), retrying=True, seed=1)
+    assert world.run().outcome is RunOutcome.COMPLETED
+    assert world.dead_letters.sent == []
+    assert world.retry_queue.armed == []
+
+
+def test_dead_letter_failure_leaves_the_run_unrecorded_so_the_invocation_is_retried():
+    world = World(make_task(max_attempts=1), retrying=True, seed=1, result=SERVER_ERROR)
+    world.dead_letters.fail = True
+    with pytest.raises(DependencyFailure, match="dead-letter"):
+        world.run()
+    assert world.store.records == []
+    assert world.store.tasks[TASK_ID].status is TaskStatus.RUNNING
+    assert world.triggers.disarmed == []
+
+
+def test_retry_refused_because_the_task_changed_is_a_lost_claim_and_not_armed():
+    world = World(make_task(), retrying=True, seed=1, result=SERVER_ERROR)
+    world.store.lose_records = True
+    report = world.run()
+    assert report.outcome is RunOutcome.LOST_CLAIM
+    assert len(world.store.retries) == 1
+    assert world.retry_queue.armed == []
+    assert world.dead_letters.sent == []
+
+
+def test_failing_to_arm_the_retry_raises_and_leaves_the_task_waiting_for_it():
+    world = World(make_task(), retrying=True, seed=1, result=SERVER_ERROR)
+    world.retry_queue.fail = True
+    with pytest.raises(DependencyFailure):
+        world.run()
+    [retry] = world.store.retries
+    stored = world.store.tasks[TASK_ID]
+    assert stored.status is TaskStatus.SCHEDULED
+    assert stored.next_run_at == retry["retry_at"]
+
+
+def test_interrupted_one_shot_is_dead_lettered():
+    claimed_at = DUE + timedelta(seconds=1)
+    now = claimed_at + INTERRUPTED_AFTER + timedelta(seconds=1)
+    world = World(interrupted_task(claimed_at), now=now, retrying=True, seed=1)
+    assert world.run().outcome is RunOutcome.FAILED
+    assert world.dead_letters.sent == [(TASK_ID, "2030-05-19T17:56:00Z", INTERRUPTED_ERROR, 1, now)]
+    assert world.store.events == [("dead_letter", TASK_ID), ("record_run", TaskStatus.FAILED)]
+
+
+# --- run ids ----------------------------------------------------------------------------------
+
+
+def test_run_id_is_stable_across_retries_and_changes_for_the_next_run_of_a_recurring_task():
+    task = cron_task("cron(0/15 * * * ? *)", "2030-05-19T17:45:00Z")
+    world = World(task, retrying=True, seed=4, results=[SERVER_ERROR], elapse=ELAPSE)
+    world.clock.current = datetime(2030, 5, 19, 17, 45, tzinfo=UTC)
+    assert run_until_done(world) == [RunOutcome.RETRYING, RunOutcome.RESCHEDULED]
+    assert world.store.tasks[TASK_ID].next_run_at == "2030-05-19T18:00:00Z"
+    assert world.store.tasks[TASK_ID].run_attempts == 0
+    world.clock.current = datetime(2030, 5, 19, 18, 0, tzinfo=UTC)
+    assert world.run().outcome is RunOutcome.RESCHEDULED
+    contexts = [context for _, _, context in world.action.calls]
+    assert [context.run_id for context in contexts] == [
+        f"{TASK_ID}:1",
+        f"{TASK_ID}:1",
+        f"{TASK_ID}:2",
+    ]
+    assert [context.attempt for context in contexts] == [1, 2, 1]
+    assert world.dead_letters.sent == []
+
+
+def test_recurring_task_out_of_attempts_is_rescheduled_not_dead_lettered():
+    task = cron_task("cron(0/15 * * * ? *)", "2030-05-19T17:45:07Z").with_changes(
+        max_attempts=2, run_attempts=1
+    )
+    world = World(task, retrying=True, seed=1, result=SERVER_ERROR)
+    world.clock.current = datetime(2030, 5, 19, 17, 45, 7, tzinfo=UTC)
+    assert world.run().outcome is RunOutcome.RESCHEDULED
+    assert world.dead_letters.sent == []
+    assert world.retry_queue.armed == []
+    assert world.store.records[0]["error"] == "HTTP 503"
+    assert world.store.tasks[TASK_ID].next_run_at == "2030-05-19T18:00:00Z"
+    assert world.store.tasks[TASK_ID].run_attempts == 0
+
+
+# --- retry-queue deliveries that arrive early -------------------------------------------------
+
+
+def test_early_retry_queue_delivery_is_sent_on_without_waiting():
+    # SQS delays a message at most 15 minutes: a longer backoff arrives early and goes round again.
+    now = DUE - timedelta(minutes=40)
+    world = World(make_task(), now=now, retrying=True, seed=1)
+    report = world.run(requeue_early=True)
+    assert report.outcome is RunOutcome.NOT_DUE
+    assert world.retry_queue.armed == [(TASK_ID, DUE, now)]
+    assert world.clock.sleeps == []
+    assert world.store.claims == []
+    assert world.action.calls == []
+    assert world.store.tasks[TASK_ID].status is TaskStatus.SCHEDULED
+
+
+def test_early_event_not_from_the_retry_queue_is_ignored_not_sent_on():
+    world = World(make_task(), now=DUE - timedelta(minutes=40), retrying=True, seed=1)
+    report = world.run(requeue_early=False)
+    assert report.outcome is RunOutcome.NOT_DUE
+    assert world.retry_queue.armed == []
+    assert world.clock.sleeps == []
+    assert world.action.calls == []
+
+
+def test_retry_queue_delivery_just_before_due_waits_and_runs():
+    world = World(make_task(), now=DUE - QUEUE_EARLY_TOLERANCE, retrying=True, seed=1)
+    report = world.run(requeue_early=True)
+    assert report.outcome is RunOutcome.COMPLETED
+    assert world.retry_queue.armed == []
+    assert world.clock.sleeps == [QUEUE_EARLY_TOLERANCE.total_seconds()]
+
+
+def test_retry_queue_delivery_early_is_sent_round_again_not_slept_through():
+    # A hop of a long Retry-After: the queue caps each delay at 15 minutes.
+    world = World(make_task(), now=DUE - timedelta(seconds=30), retrying=True, seed=1)
+    assert world.run(requeue_early=True).outcome is RunOutcome.NOT_DUE
+    assert world.clock.sleeps == []
+    assert world.action.calls == []
+    assert [(task_id, at) for task_id, at, _ in world.retry_queue.armed] == [(TASK_ID, DUE)]
+
+
+def test_early_retry_queue_delivery_without_a_retry_queue_is_ignored():
+    world = World(make_task(), now=DUE - timedelta(minutes=40))
+    assert world.run(requeue_early=True).outcome is RunOutcome.NOT_DUE
+    assert world.action.calls == []

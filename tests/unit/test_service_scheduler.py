@@ -25,6 +25,17 @@ NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
 PAYLOAD = {"url": "https://example.com/hooks/report", "data": {"msg": "Hello"}}
 
+pytestmark = pytest.mark.usefixtures("no_dns")
+
+
+def public_resolver(host, port):
+    """Stands in for DNS: every name is one public address (example.com is never looked up)."""
+    return ["93.184.215.14"]
+
+
+def registry(resolver=public_resolver, allow_loopback=False):
+    return build_registry(allow_loopback=allow_loopback, resolver=resolver)
+
 
 class FakeClock:
     def __init__(self, now):
@@ -154,11 +165,11 @@ def triggers(log):
 
 @pytest.fixture
 def scheduler(store, triggers):
-    return Scheduler(store, triggers, build_registry(), FakeClock(NOW), new_id=lambda: TASK_ID)
+    return Scheduler(store, triggers, registry(), FakeClock(NOW), new_id=lambda: TASK_ID)
 
 
-def request(run_at="2030-05-19T19:56:00+02:00", payload=PAYLOAD, action="webhook"):
-    return ScheduleRequest(action=action, payload=payload, run_at=run_at)
+def request(run_at="2030-05-19T19:56:00+02:00", payload=PAYLOAD, action="webhook", retry=None):
+    return ScheduleRequest(action=action, payload=payload, run_at=run_at, retry=retry)
 
 
 # --- success ----------------------------------------------------------------------------------
@@ -181,6 +192,8 @@ def test_success_writes_pending_then_arms_then_marks_scheduled(scheduler, store,
     assert task.payload == PAYLOAD
     assert task.created_at == task.updated_at == "2030-05-19T17:00:00Z"
     assert task.recurring is False
+    assert task.max_attempts == 5
+    assert task.run_attempts == 0
     assert schedule.run_at == "2030-05-19T17:56:00Z"
     assert triggers.armed == {
         TASK_ID: (datetime(2030, 5, 19, 17, 56, tzinfo=UTC), None, False, NOW)
@@ -211,7 +224,7 @@ def test_single_moment_cron_is_armed_as_a_one_shot(scheduler, triggers):
 def test_default_ids_are_uuid4(store, triggers):
     import uuid
 
-    scheduler = Scheduler(store, triggers, build_registry(), FakeClock(NOW))
+    scheduler = Scheduler(store, triggers, registry(), FakeClock(NOW))
     first, _ = scheduler.schedule(request())
     second, _ = scheduler.schedule(request())
     assert first.task_id != second.task_id
@@ -393,6 +406,50 @@ def test_missing_everything_is_reported_at_once(scheduler, log):
     assert log == []
 
 
+def test_retry_max_attempts_is_kept_on_the_task(scheduler, store):
+    task, _ = scheduler.schedule(request(retry={"max_attempts": 12}))
+    assert task.max_attempts == 12
+    assert store.tasks[TASK_ID].max_attempts == 12
+    assert task.to_api()["retry"] == {"max_attempts": 12}
+
+
+def test_bad_retry_is_reported_with_the_other_problems_and_touches_nothing(scheduler, log):
+    bad = request(run_at="2030-05-19T16:00:00Z", retry={"max_attempts": 0})
+    with pytest.raises(InvalidRequest) as caught:
+        scheduler.schedule(bad)
+    assert [p.field for p in caught.value.problems] == ["run_at", "retry.max_attempts"]
+    assert log == []
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.8", "169.254.169.254", "::1"])
+def test_target_resolving_to_a_forbidden_address_is_refused_and_touches_nothing(
+    store, triggers, log, address
+):
+    resolved = []
+
+    def resolver(host, port):
+        resolved.append((host, port))
+        return [address]
+
+    scheduler = Scheduler(store, triggers, registry(resolver), FakeClock(NOW), lambda: TASK_ID)
+    with pytest.raises(InvalidRequest) as caught:
+        scheduler.schedule(request())
+    [problem] = caught.value.problems
+    assert problem.field == "payload.url"
+    assert problem.problem.startswith("is refused")
+    assert address in problem.problem
+    assert resolved == [("example.com", 443)]
+    assert log == []
+    assert store.tasks == {}
+
+
+def test_loopback_target_is_scheduled_when_loopback_is_allowed(store, triggers):
+    actions = registry(lambda host, port: ["127.0.0.1"], allow_loopback=True)
+    scheduler = Scheduler(store, triggers, actions, FakeClock(NOW), lambda: TASK_ID)
+    task, _ = scheduler.schedule(request(payload={"url": "http://localhost:8080/hook"}))
+    assert task.status is TaskStatus.SCHEDULED
+
+
 # --- get --------------------------------------------------------------------------------------
 
 
@@ -454,7 +511,8 @@ ORPHAN_SCRIPT = textwrap.dedent(
     class Triggers:
         def arm(self, task_id, fire_at, cron, recurring, now): return TriggerKind.RULE
 
-    scheduler = Scheduler(Store(), Triggers(), build_registry(), Clock())
+    actions = build_registry(allow_loopback=False, resolver=lambda host, port: ["93.184.215.14"])
+    scheduler = Scheduler(Store(), Triggers(), actions, Clock())
     task, _ = scheduler.schedule(
         ScheduleRequest("webhook", {"url": "https://example.com"}, "2030-05-19T18:00:00Z")
     )

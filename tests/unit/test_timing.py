@@ -4,20 +4,26 @@ Contract section 4 (Time) and the `run_at` part of section 1.
 """
 
 from datetime import UTC, datetime, timedelta, timezone
+from random import Random
 
 import pytest
 
 from task_scheduler.errors import InvalidRequest
 from task_scheduler.timing import (
     MAX_EARLY_ARRIVAL,
+    MAX_RETRY_AFTER_SECONDS,
     MAX_YEAR,
+    RETRY_BASE_SECONDS,
+    RETRY_CAP_SECONDS,
     RULE_LEAD_SECONDS,
+    ceil_to_second,
     format_utc,
     minute_start,
     needs_direct_dispatch,
     one_shot_rule_expression,
     parse_run_at,
     parse_stored_utc,
+    retry_delay,
     seconds_until,
 )
 
@@ -357,3 +363,103 @@ def test_seconds_until_rounds_up_to_the_millisecond(moment, now, expected):
     assert seconds_until(moment, now) == pytest.approx(expected, abs=1e-9)
     # Waiting the answer never ends before `moment`.
     assert now + timedelta(seconds=seconds_until(moment, now)) >= moment
+
+
+# --- retry backoff ----------------------------------------------------------------------------
+
+
+def backoff_bound(failed_attempts):
+    return min(900.0, 2.0 * 2 ** (failed_attempts - 1))
+
+
+def test_retry_constants():
+    assert RETRY_BASE_SECONDS == 2.0
+    assert RETRY_CAP_SECONDS == 900.0
+    assert MAX_RETRY_AFTER_SECONDS == 6 * 3600
+
+
+@pytest.mark.parametrize("failed_attempts", range(1, 13))
+def test_retry_delay_is_full_jitter_up_to_the_exponential_bound(failed_attempts):
+    bound = backoff_bound(failed_attempts)
+    rng = Random(20300519)
+    delays = [retry_delay(failed_attempts, None, rng) for _ in range(400)]
+    assert all(0 <= delay <= bound for delay in delays)
+    # Full jitter: spread over the whole range, not clustered at either end.
+    assert min(delays) < 0.05 * bound
+    assert max(delays) > 0.95 * bound
+
+
+@pytest.mark.parametrize("failed_attempts", range(1, 13))
+def test_retry_delay_draws_uniformly_from_zero_to_the_bound(failed_attempts):
+    expected = Random(7).uniform(0, backoff_bound(failed_attempts))
+    assert retry_delay(failed_attempts, None, Random(7)) == expected
+
+
+def test_retry_delay_bound_doubles_then_stops_at_15_minutes():
+    expected = [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
+    assert [backoff_bound(n) for n in range(1, 13)] == expected
+
+    # A generator always returning its upper end shows the bound retry_delay uses.
+    class Top(Random):
+        def uniform(self, a, b):
+            return b
+
+    assert [retry_delay(n, None, Top()) for n in range(1, 13)] == expected
+    assert retry_delay(40, None, Top()) == 900.0
+
+
+def test_retry_after_raises_the_floor():
+    rng = Random(1)
+    for failed_attempts in (1, 2, 3):
+        assert retry_delay(failed_attempts, 120.0, rng) == 120.0
+
+
+def test_retry_after_below_the_jitter_leaves_the_jitter():
+    expected = Random(3).uniform(0, 900)
+    assert expected > 1
+    assert retry_delay(12, 1.0, Random(3)) == expected
+
+
+def test_retry_after_of_zero_changes_nothing():
+    assert retry_delay(4, 0.0, Random(5)) == Random(5).uniform(0, 16)
+
+
+@pytest.mark.parametrize("retry_after", [6 * 3600 + 1, 86400.0, 10**9])
+def test_retry_after_is_honoured_up_to_6_hours(retry_after):
+    assert retry_delay(1, retry_after, Random(9)) == 6 * 3600
+
+
+def test_retry_after_of_exactly_6_hours_is_honoured():
+    assert retry_delay(1, 6 * 3600.0, Random(9)) == 6 * 3600.0
+    assert retry_delay(1, 6 * 3600.0 - 1, Random(9)) == 6 * 3600.0 - 1
+
+
+# --- ceil_to_second ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (utc(2030, 5, 19, 17, 56, 0), utc(2030, 5, 19, 17, 56, 0)),
+        (utc(2030, 5, 19, 17, 56, 0, 1), utc(2030, 5, 19, 17, 56, 1)),
+        (utc(2030, 5, 19, 17, 56, 7, 999_999), utc(2030, 5, 19, 17, 56, 8)),
+        (utc(2030, 5, 19, 17, 56, 59, 500_000), utc(2030, 5, 19, 17, 57, 0)),
+        (utc(2030, 12, 31, 23, 59, 59, 1), utc(2031, 1, 1, 0, 0, 0)),
+    ],
+)
+def test_ceil_to_second_rounds_up_never_down(moment, expected):
+    assert ceil_to_second(moment) == expected
+    assert ceil_to_second(moment) >= moment
+
+
+def test_ceil_to_second_returns_utc():
+    moment = datetime(2030, 5, 19, 19, 56, 0, 250_000, tzinfo=timezone(timedelta(hours=2)))
+    result = ceil_to_second(moment)
+    assert result == utc(2030, 5, 19, 17, 56, 1)
+    assert result.utcoffset() == timedelta(0)
+    assert format_utc(result) == "2030-05-19T17:56:01Z"
+
+
+def test_ceil_to_second_refuses_naive_times():
+    with pytest.raises(ValueError, match="naive"):
+        ceil_to_second(datetime(2030, 5, 19, 17, 56, 0, 5))

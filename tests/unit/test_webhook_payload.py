@@ -2,7 +2,7 @@
 
 import pytest
 
-from task_scheduler.actions import ActionContext
+from task_scheduler.actions import ActionContext, build_registry
 from task_scheduler.actions.webhook import (
     DEFAULT_METHOD,
     DEFAULT_TIMEOUT_SECONDS,
@@ -11,9 +11,18 @@ from task_scheduler.actions.webhook import (
     WebhookRequest,
     parse_webhook_payload,
 )
+from task_scheduler.addresses import NameNotResolved
 from task_scheduler.errors import InvalidRequest
 
 URL = "https://example.com/hooks/report"
+PUBLIC = "93.184.215.14"
+
+pytestmark = pytest.mark.usefixtures("no_dns")
+
+
+def public_resolver(host, port):
+    """Stands in for DNS: every name is one public address (example.com is never looked up)."""
+    return [PUBLIC]
 
 
 def problems_of(payload):
@@ -424,7 +433,7 @@ def test_every_field_at_fault_is_named_in_one_error():
 
 
 def test_webhook_action_validates_with_the_same_rules():
-    action = WebhookAction()
+    action = WebhookAction(resolver=public_resolver)
     assert action.name == "webhook"
     assert action.validate({"url": URL, "method": "get"}).method == "GET"
     with pytest.raises(InvalidRequest):
@@ -449,3 +458,122 @@ def test_webhook_action_without_deliverer_cannot_execute():
     context = ActionContext(task_id="t", run_id="t:1", attempt=1)
     with pytest.raises(RuntimeError, match="without a deliverer"):
         WebhookAction().execute({"url": URL}, context)
+
+
+# --- the target's addresses (contract section 5) ----------------------------------------------
+
+
+class RecordingResolver:
+    """Answers every name with `addresses` (or raises `raises`) and records each lookup."""
+
+    def __init__(self, *addresses, raises=None):
+        self.addresses = list(addresses)
+        self.raises = raises
+        self.calls = []
+
+    def __call__(self, host, port):
+        self.calls.append((host, port))
+        if self.raises is not None:
+            raise self.raises
+        return self.addresses
+
+
+def refusal(action, url):
+    with pytest.raises(InvalidRequest) as caught:
+        action.validate({"url": url})
+    [problem] = caught.value.problems
+    return problem
+
+
+def test_public_target_is_accepted_and_looked_up_with_its_port():
+    resolver = RecordingResolver(PUBLIC)
+    action = WebhookAction(resolver=resolver)
+    assert action.validate({"url": URL}).url == URL
+    action.validate({"url": "http://example.com/x"})
+    action.validate({"url": "https://example.com:8443/x"})
+    assert resolver.calls == [("example.com", 443), ("example.com", 80), ("example.com", 8443)]
+
+
+@pytest.mark.parametrize(
+    ("address", "category"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("100.64.0.1", "CGNAT"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::ffff:10.0.0.1", "IPv4-mapped"),
+        ("64:ff9b::a00:1", "NAT64"),
+        ("2002:7f00:1::", "6to4"),
+    ],
+)
+def test_target_resolving_to_a_forbidden_address_is_refused(address, category):
+    problem = refusal(WebhookAction(resolver=RecordingResolver(address)), URL)
+    assert problem.field == "payload.url"
+    assert problem.problem.startswith("is refused: example.com resolves to ")
+    assert category in problem.problem
+
+
+def test_one_forbidden_address_among_public_ones_is_enough_to_refuse():
+    action = WebhookAction(resolver=RecordingResolver(PUBLIC, "10.0.0.7"))
+    problem = refusal(action, URL)
+    assert problem.problem.startswith("is refused")
+    assert "10.0.0.7" in problem.problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1/hook", "http://[::1]:8080/hook", "http://2130706433/", "http://10.0.0.1/"],
+)
+def test_forbidden_ip_literal_is_refused_without_a_lookup(url):
+    resolver = RecordingResolver(PUBLIC)
+    problem = refusal(WebhookAction(resolver=resolver), url)
+    assert problem.field == "payload.url"
+    assert problem.problem.startswith("is refused")
+    assert resolver.calls == []
+
+
+def test_loopback_is_allowed_only_when_loopback_is_allowed():
+    resolver = RecordingResolver("127.0.0.1")
+    assert refusal(WebhookAction(resolver=resolver), URL).problem.startswith("is refused")
+    allowed = WebhookAction(allow_loopback=True, resolver=resolver)
+    assert allowed.validate({"url": URL}).url == URL
+    assert allowed.validate({"url": "http://127.0.0.1:3000/hook"}).url
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "::ffff:192.168.0.1"])
+def test_allowing_loopback_does_not_allow_other_forbidden_addresses(address):
+    action = WebhookAction(allow_loopback=True, resolver=RecordingResolver(address))
+    assert refusal(action, URL).problem.startswith("is refused")
+
+
+def test_name_that_does_not_resolve_is_accepted_and_checked_again_when_sent():
+    resolver = RecordingResolver(raises=NameNotResolved("no.such.example did not resolve"))
+    action = WebhookAction(resolver=resolver)
+    request = action.validate({"url": "https://no.such.example/hook"})
+    assert request.url == "https://no.such.example/hook"
+    assert resolver.calls == [("no.such.example", 443)]
+
+
+def test_target_is_not_looked_up_when_the_payload_is_invalid():
+    resolver = RecordingResolver("127.0.0.1")
+    with pytest.raises(InvalidRequest) as caught:
+        WebhookAction(resolver=resolver).validate({"url": URL, "method": "TRACE"})
+    assert [p.field for p in caught.value.problems] == ["payload.method"]
+    assert resolver.calls == []
+
+
+def test_registry_passes_allow_loopback_and_the_resolver_to_the_webhook_action():
+    resolver = RecordingResolver("127.0.0.1")
+    strict = build_registry(allow_loopback=False, resolver=resolver).get("webhook")
+    assert refusal(strict, URL).problem.startswith("is refused")
+    local = build_registry(allow_loopback=True, resolver=resolver).get("webhook")
+    assert local.validate({"url": URL}).url == URL
+    assert resolver.calls == [("example.com", 443), ("example.com", 443)]
