@@ -95,7 +95,12 @@ class Scheduler:
             now=now,
             max_attempts=max_attempts,
         )
-        self._store.create_pending(task, now)
+        try:
+            self._store.create_pending(task, now)
+        except DependencyFailure:
+            # The write may have been applied with every answer lost: remove what may be there.
+            self._remove_row(task_id)
+            raise
         try:
             trigger = self._triggers.arm(
                 task_id,
@@ -110,8 +115,10 @@ class Scheduler:
         try:
             self._store.mark_scheduled(task_id, trigger, self._clock.now())
         except DependencyFailure:
-            self._undo(task_id)
-            raise
+            if not self._is_scheduled(task_id):
+                self._undo(task_id)
+                raise
+            # The write was applied and only its answers were lost: the task is scheduled.
         logger.info(
             "task scheduled",
             extra={
@@ -129,6 +136,20 @@ class Scheduler:
         if task is None or task.status is TaskStatus.PENDING:
             raise TaskNotFound(task_id)
         return task
+
+    def _is_scheduled(self, task_id: str) -> bool:
+        """Reads back a write whose outcome is unknown; False when it cannot even be read."""
+        try:
+            current = self._store.get(task_id)
+        except DependencyFailure:
+            return False
+        return current is not None and current.status in (TaskStatus.SCHEDULED, TaskStatus.RUNNING)
+
+    def _remove_row(self, task_id: str) -> None:
+        try:
+            self._store.delete_unacknowledged(task_id)
+        except DependencyFailure:
+            logger.exception("undo: could not remove the row", extra={"task_id": task_id})
 
     def _undo(self, task_id: str) -> None:
         """Removes the trigger (a failed or ambiguous arm may have left one) and the row, each
@@ -257,7 +278,10 @@ class Executor:
 
         due = parse_stored_utc(task.next_run_at)
         now = self._clock.now()
-        if due - now > QUEUE_EARLY_TOLERANCE and requeue_early and self._retries is not None:
+        waiting_on_retry = task.run_attempts > 0 and due - now > MAX_EARLY_ARRIVAL
+        if self._retries is not None and (
+            (requeue_early and due - now > QUEUE_EARLY_TOLERANCE) or waiting_on_retry
+        ):
             # A hop of a long wait (queue delays stop at 15 minutes): wait on in the queue,
             # never in a Lambda.
             self._retries.arm_at(task_id, due, now)
@@ -314,7 +338,7 @@ class Executor:
         result: ActionResult,
         attempt: Attempt,
         attempt_in_run: int,
-        lateness_ms: int,
+        lateness_ms: int | None,
     ) -> RunReport:
         """Records the failed attempt and arms the next one after a backoff, durably."""
         now = self._clock.now()
@@ -353,6 +377,8 @@ class Executor:
             duration_ms=int((self._clock.now() - claimed_at).total_seconds() * 1000),
             error=error,
         )
+        # Not retried: the interrupted attempt may have reached the receiver, and a webhook is
+        # never called twice.
         logger.warning("task was left running by an interrupted execution; recording it failed")
         return self._record(task, result, attempt, lateness_ms=None)
 

@@ -169,15 +169,24 @@ class TaskStore:
             )
         except _ConditionFailed:
             # Lost to another invocation, unless it is our own earlier try whose answer was lost.
-            item = self._call(
-                "read the task",
-                self._client.get_item,
-                TableName=self._table,
-                Key={"task_id": {"S": task_id}},
-                ConsistentRead=True,
-            ).get("Item", {})
-            return item.get("claim_token", {}).get("S") == token
+            return self._claim_token(task_id) == token
+        except DependencyFailure:
+            # Every answer lost: the claim may have landed. If it did and this is not known,
+            # nobody would ever run the task; read it back once.
+            if self._claim_token(task_id) == token:
+                return True
+            raise
         return True
+
+    def _claim_token(self, task_id: str) -> str | None:
+        item = self._call(
+            "read the task",
+            self._client.get_item,
+            TableName=self._table,
+            Key={"task_id": {"S": task_id}},
+            ConsistentRead=True,
+        ).get("Item", {})
+        return item.get("claim_token", {}).get("S")
 
     def record_run(
         self,

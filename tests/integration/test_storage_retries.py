@@ -6,6 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
+from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import TaskStatus, TriggerKind, new_task
 from task_scheduler.storage import TaskStore
 from tests.integration.conftest import TABLE_NAME, Aws
@@ -64,3 +68,47 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(aws: Aws) -> None:
     assert (
         TaskStore(aws.dynamodb, TABLE_NAME).claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT) is False
     )
+
+
+class AppliedButUnansweredClient(AnswerLostClient):
+    """Applies each named write, then fails it as if every answer had been lost."""
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._client, name)
+        if name not in self._operations:
+            return operation
+
+        def applied_then_failed(**kwargs: Any) -> Any:
+            operation(**kwargs)
+            raise ClientError({"Error": {"Code": "InternalServerError"}}, name)
+
+        return applied_then_failed
+
+
+def test_a_claim_that_landed_without_any_answer_is_still_ours(aws: Aws) -> None:
+    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    store = TaskStore(AppliedButUnansweredClient(aws.dynamodb, {"update_item"}), TABLE_NAME)
+
+    assert store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT) is True
+    assert TaskStore(aws.dynamodb, TABLE_NAME).get(TASK_ID).status is TaskStatus.RUNNING
+
+
+def test_a_claim_that_did_not_land_still_fails_loudly(aws: Aws) -> None:
+    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+
+    class Refusing(AnswerLostClient):
+        def __getattr__(self, name: str) -> Any:
+            if name == "update_item":
+
+                def refused(**kwargs: Any) -> Any:
+                    raise ClientError({"Error": {"Code": "InternalServerError"}}, name)
+
+                return refused
+            return getattr(self._client, name)
+
+    store = TaskStore(Refusing(aws.dynamodb, set()), TABLE_NAME)
+    with pytest.raises(DependencyFailure):
+        store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT)
+    assert TaskStore(aws.dynamodb, TABLE_NAME).get(TASK_ID).status is TaskStatus.SCHEDULED

@@ -977,7 +977,8 @@ def test_failing_to_arm_the_retry_raises_and_leaves_the_task_waiting_for_it():
     assert stored.next_run_at == retry["retry_at"]
 
 
-def test_interrupted_one_shot_is_dead_lettered():
+def test_interrupted_run_is_dead_lettered_even_with_attempts_left():
+    # Never retried: the interrupted attempt may have reached the receiver.
     claimed_at = DUE + timedelta(seconds=1)
     now = claimed_at + INTERRUPTED_AFTER + timedelta(seconds=1)
     world = World(interrupted_task(claimed_at), now=now, retrying=True, seed=1)
