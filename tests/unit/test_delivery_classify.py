@@ -750,3 +750,29 @@ def test_malformed_secret_is_a_retryable_failure_and_nothing_is_sent(monotonic):
     assert result.retryable is True
     assert result.error.startswith("the signing secret is malformed")
     assert factory.addresses == []
+
+
+ISSUE_SPELLINGS = [
+    "http://2130706433/",
+    "http://0x7f.1/",
+    "http://127.1/",
+    "http://[::1]/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://100.64.0.1/",
+    "http://224.0.0.1/",
+    "http://0.0.0.0/",
+]
+
+
+@pytest.mark.parametrize("url", ISSUE_SPELLINGS)
+def test_every_spelling_is_refused_at_sending_even_if_a_resolver_would_say_public(monotonic, url):
+    # A resolver answering with a public address must not be consulted for these spellings.
+    resolver = RecordingResolver(PUBLIC)
+    deliverer, factory = deliverer_for(FakeSession(), resolver)
+    result = deliverer.deliver(parse_webhook_payload({"url": url}), CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is False
+    assert result.error.startswith("refused: ")
+    assert factory.addresses == []
