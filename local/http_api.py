@@ -45,7 +45,31 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-class ApiGateway:
+class _LoopbackService:
+    """An HTTP server on 127.0.0.1 answering with `handle`, on its own thread."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self._server = _Server(("127.0.0.1", port), _handler_class(self.handle))
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def handle(self, request: _Request) -> _Reply:
+        raise NotImplementedError
+
+
+class ApiGateway(_LoopbackService):
     """Serves the template's `Api` routes; every route needs `x-api-key` (403 otherwise)."""
 
     def __init__(
@@ -64,21 +88,7 @@ class ApiGateway:
         self._inbox = inbox
         self._stage = stage
         self._account = account
-        self._server = _Server(("127.0.0.1", port), _handler_class(self.handle))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(port, "api")
 
     def handle(self, request: _Request) -> _Reply:
         path = urlsplit(request.target).path
@@ -166,7 +176,7 @@ class ApiGateway:
         }
 
 
-class LambdaInvokeApi:
+class LambdaInvokeApi(_LoopbackService):
     """The Lambda service's Invoke API (`POST /2015-03-31/functions/{name}/invocations`), so the
     handlers' `lambda.invoke(...)` reaches the local functions."""
 
@@ -175,28 +185,12 @@ class LambdaInvokeApi:
     def __init__(self, functions: dict[str, LocalFunction]) -> None:
         self._by_name: dict[str, LocalFunction] = {}
         self.register(functions)
-        self._server = _Server(("127.0.0.1", 0), _handler_class(self.handle))
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="lambda", daemon=True
-        )
+        super().__init__(0, "lambda")
 
     def register(self, functions: dict[str, LocalFunction]) -> None:
         for function in functions.values():
             self._by_name[function.name] = function
             self._by_name[function.arn] = function
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     def handle(self, request: _Request) -> _Reply:
         match = self._PATH.match(urlsplit(request.target).path)

@@ -65,14 +65,17 @@ class TaskStore:
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task | None:
-        item = self._call(
+        item = self._read_item(task_id)
+        return _from_item(item) if item else None
+
+    def _read_item(self, task_id: str) -> dict[str, Any] | None:
+        return self._call(
             "read the task",
             self._client.get_item,
             TableName=self._table,
             Key={"task_id": {"S": task_id}},
             ConsistentRead=True,
         ).get("Item")
-        return _from_item(item) if item else None
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -179,13 +182,7 @@ class TaskStore:
         return True
 
     def _claim_token(self, task_id: str) -> str | None:
-        item = self._call(
-            "read the task",
-            self._client.get_item,
-            TableName=self._table,
-            Key={"task_id": {"S": task_id}},
-            ConsistentRead=True,
-        ).get("Item", {})
+        item = self._read_item(task_id) or {}
         return item.get("claim_token", {}).get("S")
 
     def record_run(

@@ -199,5 +199,23 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
+def sqs_event(message: dict[str, Any]) -> dict[str, Any]:
+    """The event Lambda's SQS event source builds from a message of the retry queue."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:RetryQueue",
+                "awsRegion": REGION,
+            }
+        ]
+    }
+
+
 def body_of(response: dict[str, Any]) -> Any:
     return json.loads(response["body"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -18,6 +17,7 @@ from tests.integration.conftest import (
     Handlers,
     body_of,
     context,
+    sqs_event,
 )
 from tests.support.lambda_runtime import ROOT, load_handler_module
 from tests.support.receiver import Answer, ReceivedRequest, Receiver
@@ -36,23 +36,6 @@ def _schedule(handlers: Handlers, url: str, max_attempts: int = 5) -> str:
     return body_of(response)["task_id"]
 
 
-def _sqs_event(aws: Aws, message: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": {},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetryQueue",
-                "awsRegion": "us-east-1",
-            }
-        ]
-    }
-
-
 def _run_until_settled(aws: Aws, handlers: Handlers, task_id: str, timeout: float = 60) -> str:
     """Plays Lambda: the first invocation, then each retry message once SQS releases it."""
     outcome = handlers.run(task_id)["outcome"]
@@ -64,7 +47,7 @@ def _run_until_settled(aws: Aws, handlers: Handlers, task_id: str, timeout: floa
         if not messages:
             continue
         assert json.loads(messages[0]["Body"]) == {"task_id": task_id}
-        result = handlers.execute.lambda_handler(_sqs_event(aws, messages[0]), context())
+        result = handlers.execute.lambda_handler(sqs_event(messages[0]), context())
         assert result == {"batchItemFailures": []}
         aws.sqs.delete_message(
             QueueUrl=aws.retry_queue_url, ReceiptHandle=messages[0]["ReceiptHandle"]

@@ -50,7 +50,15 @@ from task_scheduler.aws import client as scheduler_client
 from task_scheduler.errors import DependencyFailure
 from task_scheduler.service import INTERRUPTED_AFTER
 from task_scheduler.timing import format_utc, parse_stored_utc
-from tests.integration.conftest import RULE_PREFIX, TABLE_NAME, Aws, Handlers, body_of, context
+from tests.integration.conftest import (
+    RULE_PREFIX,
+    TABLE_NAME,
+    Aws,
+    Handlers,
+    body_of,
+    context,
+    sqs_event,
+)
 from tests.support.lambda_runtime import ROOT, load_handler_module
 from tests.support.receiver import Answer, Receiver
 from tests.support.timing import earliest_rule_minute, seconds_from_now
@@ -292,23 +300,6 @@ def _invoke_direct(handlers: Handlers, task_id: str) -> str:
         return RAISED
 
 
-def _sqs_event(message: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": {},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:RetryQueue",
-                "awsRegion": "us-east-1",
-            }
-        ]
-    }
-
-
 def _receive(aws: Aws, task_id: str, timeout: float = 10) -> dict[str, Any] | None:
     """The next retry message for the task once SQS releases it (its delay over)."""
     deadline = time.monotonic() + timeout
@@ -324,7 +315,7 @@ def _receive(aws: Aws, task_id: str, timeout: float = 10) -> dict[str, Any] | No
 
 def _invoke_queued(handlers: Handlers, aws: Aws, message: dict[str, Any]) -> str:
     """Plays the SQS event source: one record; deleted unless reported as failed."""
-    result = handlers.execute.lambda_handler(_sqs_event(message), context())
+    result = handlers.execute.lambda_handler(sqs_event(message), context())
     failures = result["batchItemFailures"]
     if failures:
         assert failures == [{"itemIdentifier": message["MessageId"]}]
