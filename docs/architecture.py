@@ -3,11 +3,13 @@
 from diagrams import Cluster, Diagram, Edge
 from diagrams.aws.compute import Lambda
 from diagrams.aws.database import Dynamodb
-from diagrams.aws.integration import Eventbridge
+from diagrams.aws.integration import SQS, Eventbridge
+from diagrams.aws.management import Cloudwatch
 from diagrams.aws.network import APIGateway
+from diagrams.aws.security import SecretsManager
 from diagrams.onprem.client import Client, User
 
-GRAPH = {"pad": "0.4", "nodesep": "0.9", "ranksep": "1.3", "fontsize": "20", "splines": "spline"}
+GRAPH = {"pad": "0.4", "nodesep": "0.8", "ranksep": "1.2", "fontsize": "20", "splines": "spline"}
 
 with Diagram(
     "Serverless Task Scheduler",
@@ -20,17 +22,28 @@ with Diagram(
     user = User("client\n(curl, app)")
     receiver = Client("webhook receiver\n(your URL)")
     with Cluster("your AWS account (one SAM stack)"):
-        api = APIGateway("REST API\nPOST /schedule-task\nGET /tasks/{task_id}")
+        api = APIGateway("REST API + API key\nPOST /schedule-task\nGET /tasks/{task_id}")
         schedule = Lambda("schedule_task\nvalidate, store, arm")
         table = Dynamodb("tasks table\nstatus, attempts, TTL")
-        rule = Eventbridge("one-shot rule per task\ncron(M H D MON ? YYYY)\ndefault bus")
-        execute = Lambda("execute_task\nclaim, deliver, record")
+        rule = Eventbridge("one rule per task\ncron(M H D MON ? YYYY)\ndefault bus")
+        execute = Lambda("execute_task\nclaim, sign, deliver, record")
+        retries = SQS("retry queue\n(delayed messages)")
+        dead = SQS("dead-letter queue")
+        alarm = Cloudwatch("alarm on\ndead letters")
+        secret = SecretsManager("signing secret\n(whsec_)")
+        reconcile = Lambda("reconcile_task\nevery 5 min")
 
-    user >> Edge(label="HTTPS + JSON") >> api >> schedule
+    user >> Edge(label="HTTPS + JSON, x-api-key") >> api >> schedule
     schedule >> Edge(label="1. write pending\n3. mark scheduled") >> table
     schedule >> Edge(label="2. PutRule + PutTargets") >> rule
     schedule >> Edge(label="imminent: async invoke", style="dashed") >> execute
     rule >> Edge(label='at run_at: {"task_id": ...}') >> execute
     execute >> Edge(label="claim, then completed / failed") >> table
-    execute >> Edge(label="webhook (method, JSON body, headers)") >> receiver
-    execute >> Edge(label="one-shot: delete rule", style="dotted") >> rule
+    execute >> Edge(label="signed webhook, pinned address") >> receiver
+    execute >> Edge(label="read once", style="dotted") >> secret
+    execute >> Edge(label="next attempt after backoff") >> retries
+    retries >> Edge(label="when due", style="dashed") >> execute
+    execute >> Edge(label="failed tasks, crashes") >> dead
+    dead >> alarm
+    reconcile >> Edge(label="overdue / interrupted", style="dotted") >> table
+    reconcile >> Edge(label="hand back", style="dotted") >> retries
