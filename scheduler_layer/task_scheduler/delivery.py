@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -124,7 +124,8 @@ class HttpWebhookDeliverer:
             )
         except _TooSlow:
             return _failure(started, f"timed out after {request.timeout_seconds:g} s", True)
-        return classify(response.status_code, response.headers, excerpt, _elapsed_ms(started))
+        now = datetime.fromtimestamp(self._unix_time(), UTC)
+        return classify(response.status_code, response.headers, excerpt, _elapsed_ms(started), now)
 
     def prepare_headers(
         self, request: WebhookRequest, context: ActionContext, body: bytes | None
@@ -168,7 +169,9 @@ def read_excerpt(response: requests.Response, deadline: float) -> str:
     return bytes(received[:MAX_EXCERPT_BYTES]).decode("utf-8", errors="ignore")
 
 
-def classify(status: int, headers: Any, excerpt: str, duration_ms: int) -> ActionResult:
+def classify(
+    status: int, headers: Any, excerpt: str, duration_ms: int, now: datetime | None = None
+) -> ActionResult:
     """2xx succeeds; 408, 429 and 5xx may be retried; 3xx (not followed), 410 and other 4xx fail."""
     if 200 <= status < 300:
         return ActionResult(True, duration_ms, status_code=status, response_excerpt=excerpt or None)
@@ -185,7 +188,10 @@ def classify(status: int, headers: Any, excerpt: str, duration_ms: int) -> Actio
         status_code=status,
         error=error,
         retryable=retryable,
-        retry_after_seconds=parse_retry_after(headers.get("Retry-After")) if retryable else None,
+        # `now` reads an HTTP-date Retry-After; without it only delta-seconds count.
+        retry_after_seconds=parse_retry_after(headers.get("Retry-After"), now)
+        if retryable
+        else None,
         response_excerpt=excerpt or None,
     )
 

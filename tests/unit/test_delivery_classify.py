@@ -776,3 +776,16 @@ def test_every_spelling_is_refused_at_sending_even_if_a_resolver_would_say_publi
     assert result.retryable is False
     assert result.error.startswith("refused: ")
     assert factory.addresses == []
+
+
+def test_an_http_date_retry_after_is_read_against_the_send_time(monotonic):
+    sent_at = 1_900_000_000  # 2030-03-17 17:46:40 UTC
+    response = FakeResponse(
+        FakeRaw([b"busy"]),
+        status_code=503,
+        headers={"Retry-After": "Sun, 17 Mar 2030 17:48:10 GMT"},
+    )
+    deliverer, _ = deliverer_for(FakeSession(response), unix_time=lambda: sent_at)
+    result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)
+    assert result.retryable is True
+    assert result.retry_after_seconds == 90.0
