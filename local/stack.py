@@ -20,6 +20,7 @@ from local.template import (
     parameter_defaults,
     resolve_value,
     resources_of_type,
+    with_language_extensions,
 )
 
 log = logging.getLogger("local")
@@ -90,7 +91,7 @@ class LocalStack:
 
         import boto3
 
-        template = load_template()
+        template = with_language_extensions(load_template())  # as CloudFormation resolves it
         add_layers(template)  # the functions' layers, as Lambda mounts them
         from task_scheduler.signing import SECRET_PREFIX, SigningSecret, generate_secret
 

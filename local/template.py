@@ -27,8 +27,8 @@ def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, An
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {f"Fn::{suffix}": value}
@@ -56,6 +56,79 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, Any]:
         for name, spec in template.get("Parameters", {}).items()
         if "Default" in spec
     }
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def condition_values(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, bool]:
+    """Every condition of the template, evaluated from parameter values (conditions here depend
+    on parameters only, which is what lets AWS::LanguageExtensions resolve them)."""
+    conditions = template.get("Conditions", {})
+    values: dict[str, bool] = {}
+
+    def condition(name: str) -> bool:
+        if name not in values:
+            values[name] = evaluate(conditions[name])
+        return values[name]
+
+    def operand(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            return str(parameters[value["Ref"]])
+        if isinstance(value, dict):
+            return evaluate(value)
+        return str(value)
+
+    def evaluate(expression: dict[str, Any]) -> bool:
+        ((function, args),) = expression.items()
+        if function == "Condition":
+            return condition(args)
+        if function == "Fn::Equals":
+            left, right = (operand(arg) for arg in args)
+            return left == right
+        if function == "Fn::Not":
+            return not evaluate(args[0])
+        if function == "Fn::And":
+            return all(evaluate(arg) for arg in args)
+        if function == "Fn::Or":
+            return any(evaluate(arg) for arg in args)
+        raise ValueError(f"unsupported condition function {function!r}")
+
+    for name in conditions:
+        condition(name)
+    return values
+
+
+def resolve_conditionals(value: Any, conditions: dict[str, bool]) -> Any:
+    """`value` with every `Fn::If` replaced by its chosen branch and `AWS::NoValue` removed."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        name, when_true, when_false = value["Fn::If"]
+        return resolve_conditionals(when_true if conditions[name] else when_false, conditions)
+    if isinstance(value, dict):
+        resolved = {key: resolve_conditionals(item, conditions) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item != NO_VALUE}
+    if isinstance(value, list):
+        resolved_items = [resolve_conditionals(item, conditions) for item in value]
+        return [item for item in resolved_items if item != NO_VALUE]
+    return value
+
+
+def with_language_extensions(
+    template: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What AWS::LanguageExtensions hands to the SAM transform for these parameter values
+    (defaults unless overridden): every `Fn::If` resolved, the transform dropped from the list."""
+    parameters = {**parameter_defaults(template), **(overrides or {})}
+    conditions = condition_values(template, parameters)
+    resolved = {
+        section: resolve_conditionals(body, conditions) if section != "Conditions" else body
+        for section, body in template.items()
+    }
+    transforms = template.get("Transform", [])
+    if isinstance(transforms, list):
+        remaining = [name for name in transforms if name != "AWS::LanguageExtensions"]
+        resolved["Transform"] = remaining[0] if len(remaining) == 1 else remaining
+    return resolved
 
 
 @dataclass(frozen=True)

@@ -174,32 +174,11 @@ def test_sam_validate_lint_is_clean() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-def test_unknown_routes_are_a_json_404_not_api_gateways_403(template: dict) -> None:
-    responses = template["Resources"]["SchedulerApi"]["Properties"]["GatewayResponses"]
-    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
-    assert missing["StatusCode"] == "404"
-    body = missing["ResponseTemplates"]["application/json"]
-    assert body.startswith('{"message": ')
-
-
 def test_execute_timeout_is_below_the_interrupted_threshold(template: dict) -> None:
     from task_scheduler.service import INTERRUPTED_AFTER
 
     timeout = _function(template, "ExecuteTaskFunction")["Timeout"]
     assert timeout < INTERRUPTED_AFTER.total_seconds()
-
-
-def test_the_api_requires_a_key_with_a_usage_plan(template: dict) -> None:
-    auth = template["Resources"]["SchedulerApi"]["Properties"]["Auth"]
-    assert auth["ApiKeyRequired"] is True
-    plan = auth["UsagePlan"]
-    assert plan["CreateUsagePlan"] == "PER_API"
-    assert plan["Throttle"] == {
-        "RateLimit": {"Ref": "ApiThrottleRateLimit"},
-        "BurstLimit": {"Ref": "ApiThrottleBurstLimit"},
-    }
-    assert plan["Quota"]["Limit"] == {"Ref": "ApiQuotaPerDay"}
-    assert template["Outputs"]["ApiKeyId"]["Value"] == {"Ref": "SchedulerApiApiKey"}
 
 
 def test_the_signing_secret_is_generated_never_written_in_the_template(template: dict) -> None:
