@@ -16,7 +16,11 @@ from task_scheduler.timing import format_utc, parse_stored_utc
 from tests.integration.conftest import RULE_PREFIX, Aws, Handlers, body_of, context
 from tests.support.lambda_runtime import ROOT
 from tests.support.receiver import Answer, Receiver
-from tests.support.timing import earliest_rule_minute, seconds_from_now
+from tests.support.timing import (
+    earliest_rule_minute,
+    seconds_from_now,
+    wait_until_its_rule_could_fire,
+)
 
 
 def _schedule(
@@ -94,7 +98,8 @@ def test_readme_curl_example_end_to_end_through_a_rule(
 ) -> None:
     body = _readme_curl_body()
     assert body["run_at"] == "2030-05-19T17:56:00Z"  # the README's own example, kept in sync
-    run_at = format_utc(earliest_rule_minute())
+    rule_minute = earliest_rule_minute()
+    run_at = format_utc(rule_minute)
     body["run_at"] = run_at
     body["payload"]["url"] = f"{receiver.url}/hooks/report"
 
@@ -115,6 +120,7 @@ def test_readme_curl_example_end_to_end_through_a_rule(
     assert target["Input"] == f'{{"task_id": "{task_id}"}}'
 
     # EventBridge invokes the target with its Input; the handler waits out the early seconds.
+    wait_until_its_rule_could_fire(rule_minute)
     outcome = handlers.execute.lambda_handler(json.loads(target["Input"]), context())
 
     assert outcome["outcome"] == "completed"

@@ -61,7 +61,11 @@ from tests.integration.conftest import (
 )
 from tests.support.lambda_runtime import ROOT, load_handler_module
 from tests.support.receiver import Answer, Receiver
-from tests.support.timing import earliest_rule_minute, seconds_from_now
+from tests.support.timing import (
+    earliest_rule_minute,
+    seconds_from_now,
+    wait_until_its_rule_could_fire,
+)
 
 # -- the injector -------------------------------------------------------------------------------
 
@@ -906,7 +910,8 @@ def test_disarming_a_finished_task_fails_then_its_retry_removes_the_rule(
     """Two tasks on rules for the same minute (waits for it, up to about 70 s): for one,
     RemoveTargets fails after the run is recorded; for the other, DeleteRule does. Each invocation
     fails, so Lambda retries it; the retry finds the task finished and removes its rule."""
-    run_at = format_utc(earliest_rule_minute())
+    rule_minute = earliest_rule_minute()
+    run_at = format_utc(rule_minute)
     first_id = _schedule(handlers, receiver, run_at, path="/first")
     second_id = _schedule(handlers, receiver, run_at, path="/second")
     assert sorted(aws.rule_names()) == sorted([_rule(first_id), _rule(second_id)])
@@ -919,6 +924,7 @@ def test_disarming_a_finished_task_fails_then_its_retry_removes_the_rule(
         for target in _rule_targets(aws, _rule(task_id)) or []
     }
 
+    wait_until_its_rule_could_fire(rule_minute)
     for task_id in (first_id, second_id):  # EventBridge invokes each rule's target
         with pytest.raises(DependencyFailure):
             handlers.execute.lambda_handler(inputs[task_id], context())

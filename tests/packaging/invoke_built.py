@@ -29,7 +29,7 @@ def main() -> None:
     from tests.support.events import api_event
     from tests.support.lambda_runtime import FakeLambdaContext
     from tests.support.receiver import running_receiver
-    from tests.support.timing import earliest_rule_minute
+    from tests.support.timing import earliest_rule_minute, wait_until_its_rule_could_fire
 
     seen: dict = {"task_scheduler_file": task_scheduler.__file__}
     env = {
@@ -83,6 +83,7 @@ def main() -> None:
         (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
         seen["target_input"] = target["Input"]
 
+        wait_until_its_rule_could_fire(run_at)
         outcome = execute.lambda_handler(json.loads(target["Input"]), FakeLambdaContext())
         seen["execute_outcome"] = outcome
         seen["deliveries"] = [
