@@ -72,11 +72,11 @@ def condition_values(template: dict[str, Any], parameters: dict[str, Any]) -> di
             values[name] = evaluate(conditions[name])
         return values[name]
 
-    def operand(value: Any) -> Any:
+    def operand(value: Any) -> str:
         if isinstance(value, dict) and set(value) == {"Ref"}:
             return str(parameters[value["Ref"]])
         if isinstance(value, dict):
-            return evaluate(value)
+            raise ValueError(f"unsupported Fn::Equals operand {value!r}")
         return str(value)
 
     def evaluate(expression: dict[str, Any]) -> bool:

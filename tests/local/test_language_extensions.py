@@ -82,6 +82,12 @@ def test_an_unknown_condition_function_is_refused() -> None:
         condition_values({"Conditions": {"X": {"Fn::Contains": [["a"], "a"]}}}, {})
 
 
+def test_an_operand_that_is_not_a_parameter_or_a_literal_is_refused() -> None:
+    conditions = {"X": {"Fn::Equals": [{"Fn::Sub": "${AWS::Region}"}, "us-east-1"]}}
+    with pytest.raises(ValueError, match="Fn::Sub"):
+        condition_values({"Conditions": conditions}, {})
+
+
 def test_defaults_pick_the_first_branches_and_drop_no_value(template: dict) -> None:
     resolved = with_language_extensions(template)
     props = resolved["Resources"]["Thing"]["Properties"]
