@@ -5,11 +5,18 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from task_scheduler.timing import MAX_EARLY_ARRIVAL, RULE_LEAD_SECONDS, format_utc
+from task_scheduler.timing import (
+    MAX_EARLY_ARRIVAL,
+    RULE_LEAD_SECONDS,
+    ceil_to_second,
+    format_utc,
+)
 
 
 def seconds_from_now(seconds: float) -> str:
-    return format_utc(datetime.now(UTC) + timedelta(seconds=seconds))
+    """A run_at at least `seconds` away. Rounded up: the API's times have whole seconds, and
+    rounding down could put `seconds_from_now(1)` in the past by the time the request lands."""
+    return format_utc(ceil_to_second(datetime.now(UTC) + timedelta(seconds=seconds)))
 
 
 def earliest_rule_minute(now: datetime | None = None) -> datetime:
