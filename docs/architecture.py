@@ -22,7 +22,9 @@ with Diagram(
     user = User("client\n(curl, app)")
     receiver = Client("webhook receiver\n(your URL)")
     with Cluster("your AWS account (one SAM stack)"):
-        api = APIGateway("REST API + API key\nPOST /schedule-task\nGET /tasks/{task_id}")
+        api = APIGateway(
+            "REST API\nAPI key or IAM (ApiAuth)\nPOST /schedule-task\nGET /tasks/{task_id}"
+        )
         schedule = Lambda("schedule_task\nvalidate, store, arm")
         table = Dynamodb("tasks table\nstatus, attempts, TTL")
         rule = Eventbridge("one rule per task\ncron(M H D MON ? YYYY)\ndefault bus")
@@ -33,7 +35,7 @@ with Diagram(
         secret = SecretsManager("signing secret\n(whsec_)")
         reconcile = Lambda("reconcile_task\nevery 5 min")
 
-    user >> Edge(label="HTTPS + JSON, x-api-key") >> api >> schedule
+    user >> Edge(label="HTTPS + JSON,\nx-api-key or SigV4") >> api >> schedule
     schedule >> Edge(label="1. write pending\n3. mark scheduled") >> table
     schedule >> Edge(label="2. PutRule + PutTargets") >> rule
     schedule >> Edge(label="imminent: async invoke", style="dashed") >> execute
