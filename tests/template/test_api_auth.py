@@ -6,10 +6,6 @@ transform runs), so what each mode deploys is asserted on the resources themselv
 from __future__ import annotations
 
 import copy
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
 from local.template import load_template, parameter_defaults, with_language_extensions
+from tests.template.linters import cfn_lint, sam_validate_lint
 
 MODES = ("API_KEY", "AWS_IAM")
 ROUTES = {("/schedule-task", "post"), ("/tasks/{task_id}", "get")}
@@ -179,10 +176,6 @@ def test_unsigned_requests_stay_a_json_403_under_iam(deployed: dict[str, dict[st
     assert "SigV4" in response["responseTemplates"]["application/json"]
 
 
-def _tool(name: str) -> str:
-    return shutil.which(name, path=str(Path(sys.executable).parent)) or name
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_each_mode_passes_cfn_lint_and_sam_validate(
     sam_input: dict[str, dict[str, Any]], mode: str, tmp_path: Path
@@ -197,18 +190,8 @@ def test_each_mode_passes_cfn_lint_and_sam_validate(
     }
     path = tmp_path / "template.yaml"
     path.write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
-    lint = subprocess.run(
-        [_tool("cfn-lint"), str(path)], capture_output=True, text=True, check=False
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
-    validate = subprocess.run(
-        [_tool("sam"), "validate", "--lint", "--template-file", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        cwd=tmp_path,
-    )
+    lint = cfn_lint(path)
+    assert (lint.returncode, lint.stdout, lint.stderr) == (0, "", "")
+    validate = sam_validate_lint(path)
     assert validate.returncode == 0, validate.stdout + validate.stderr
     assert "is a valid SAM Template" in validate.stdout + validate.stderr

@@ -3,10 +3,6 @@ safety settings, outputs, and settings that agree with the code."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +12,7 @@ from task_scheduler.actions.webhook import MAX_TIMEOUT_SECONDS
 from task_scheduler.service import PENDING_GRACE
 from task_scheduler.settings import MAX_RULE_PREFIX_LENGTH
 from task_scheduler.timing import MAX_EARLY_ARRIVAL
+from tests.template.linters import cfn_lint, sam_validate_lint
 
 RULE_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${RuleNamePrefix}-*"
 
@@ -147,29 +144,13 @@ def test_layer_requirements_match_runtime_requirements() -> None:
     )
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert found, f"{name} is not installed: run `make test`, which installs it"
-    return found
-
-
 def test_cfn_lint_is_clean() -> None:
-    result = subprocess.run(
-        [_tool("cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    result = cfn_lint(ROOT / "template.yaml")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
 def test_sam_validate_lint_is_clean() -> None:
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run(
-        [_tool("sam"), "validate", "--lint", "--template", "template.yaml"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = sam_validate_lint(ROOT / "template.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
