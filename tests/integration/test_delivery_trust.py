@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     context,
     sqs_event,
 )
+from tests.support.addresses import ISSUE_SPELLINGS
 from tests.support.lambda_runtime import ROOT, load_handler_module
 from tests.support.receiver import Answer, ReceivedRequest, Receiver
 from tests.support.timing import seconds_from_now
@@ -141,16 +142,7 @@ def test_429_with_retry_after_waits_at_least_that_long(
 
 
 REFUSED_TARGETS = [
-    "http://2130706433/",
-    "http://0x7f.1/",
-    "http://127.1/",
-    "http://[::1]/",
-    "http://[::ffff:169.254.169.254]/",
-    "http://[64:ff9b::a9fe:a9fe]/",
-    "http://[2002:a9fe:a9fe::1]/",
-    "http://100.64.0.1/",
-    "http://224.0.0.1/",
-    "http://0.0.0.0/",
+    *ISSUE_SPELLINGS,
     "http://169.254.169.254/latest/meta-data/",
     "http://10.0.0.1/",
     "http://localhost/",

@@ -28,6 +28,7 @@ from task_scheduler.delivery import (
     read_excerpt,
 )
 from task_scheduler.signing import InvalidSecret, StaticSecret
+from tests.support.addresses import ISSUE_SPELLINGS, RecordingResolver
 
 URL = "https://example.com/hook"
 CONTEXT = ActionContext(task_id="123e4567-e89b-42d3-a456-426614174000", run_id="r:1", attempt=1)
@@ -437,19 +438,6 @@ class CountingSecret:
         return self.inner.get()
 
 
-class RecordingResolver:
-    def __init__(self, *addresses, raises=None):
-        self.addresses = list(addresses)
-        self.raises = raises
-        self.calls = []
-
-    def __call__(self, host, port):
-        self.calls.append((host, port))
-        if self.raises is not None:
-            raise self.raises
-        return self.addresses
-
-
 def deliverer_for(
     session, resolver=public_resolver, secret=None, unix_time=None, **options
 ) -> tuple[HttpWebhookDeliverer, SessionFactory]:
@@ -750,20 +738,6 @@ def test_malformed_secret_is_a_retryable_failure_and_nothing_is_sent(monotonic):
     assert result.retryable is True
     assert result.error.startswith("the signing secret is malformed")
     assert factory.addresses == []
-
-
-ISSUE_SPELLINGS = [
-    "http://2130706433/",
-    "http://0x7f.1/",
-    "http://127.1/",
-    "http://[::1]/",
-    "http://[::ffff:169.254.169.254]/",
-    "http://[64:ff9b::a9fe:a9fe]/",
-    "http://[2002:a9fe:a9fe::1]/",
-    "http://100.64.0.1/",
-    "http://224.0.0.1/",
-    "http://0.0.0.0/",
-]
 
 
 @pytest.mark.parametrize("url", ISSUE_SPELLINGS)

@@ -13,6 +13,7 @@ from task_scheduler.actions.webhook import (
 )
 from task_scheduler.addresses import NameNotResolved
 from task_scheduler.errors import InvalidRequest
+from tests.support.addresses import RecordingResolver
 
 URL = "https://example.com/hooks/report"
 PUBLIC = "93.184.215.14"
@@ -461,21 +462,6 @@ def test_webhook_action_without_deliverer_cannot_execute():
 
 
 # --- the target's addresses (contract section 5) ----------------------------------------------
-
-
-class RecordingResolver:
-    """Answers every name with `addresses` (or raises `raises`) and records each lookup."""
-
-    def __init__(self, *addresses, raises=None):
-        self.addresses = list(addresses)
-        self.raises = raises
-        self.calls = []
-
-    def __call__(self, host, port):
-        self.calls.append((host, port))
-        if self.raises is not None:
-            raise self.raises
-        return self.addresses
 
 
 def refusal(action, url):

@@ -1,0 +1,33 @@
+"""Targets the scheduler must refuse (issue 4, point 4), and a resolver that records lookups."""
+
+from __future__ import annotations
+
+# Every spelling the issue lists: decimal, hex, short, IPv6 loopback, IPv4-mapped, NAT64, 6to4,
+# CGNAT, multicast, unspecified.
+ISSUE_SPELLINGS = [
+    "http://2130706433/",
+    "http://0x7f.1/",
+    "http://127.1/",
+    "http://[::1]/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://100.64.0.1/",
+    "http://224.0.0.1/",
+    "http://0.0.0.0/",
+]
+
+
+class RecordingResolver:
+    """Answers every name with `addresses` (or raises `raises`) and records each lookup."""
+
+    def __init__(self, *addresses, raises=None):
+        self.addresses = list(addresses)
+        self.raises = raises
+        self.calls = []
+
+    def __call__(self, host, port):
+        self.calls.append((host, port))
+        if self.raises is not None:
+            raise self.raises
+        return self.addresses
