@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from task_scheduler.cron import CronError, parse_cron
-from task_scheduler.timing import minute_start
+from task_scheduler.timing import format_utc, minute_start
 
 log = logging.getLogger("local.eventbridge")
 
@@ -221,7 +221,7 @@ class RuleClock:
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": parts[4],
-            "time": self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": format_utc(self._now()),
             "region": parts[3],
             "resources": [rule_arn],
             "detail": {},

@@ -157,10 +157,10 @@ def load_functions(
     extra_env: dict[str, str],
     concurrency: int,
 ) -> dict[str, LocalFunction]:
-    """Every AWS::Serverless::Function of the template, keyed by logical id."""
+    """Every AWS::Serverless::Function of the template, keyed by logical id (the caller has
+    mounted the layers with `add_layers`)."""
     functions = {}
     globals_ = template.get("Globals", {}).get("Function", {})
-    add_layers(template)
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         props = resource["Properties"]
         env = {**function_environment(template, logical_id, resolve), **extra_env}

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.functions import add_layers
+from local.functions import add_layers, function_arn
 from local.template import (
     api_routes,
     create_queues,
@@ -120,8 +120,7 @@ class LocalStack:
         )
         function_ids = list(resources_of_type(template, "AWS::Serverless::Function"))
         arns = {
-            name: f"arn:aws:lambda:{config.region}:{ACCOUNT}:function:{STACK}-{name}"
-            for name in function_ids
+            name: function_arn(config.region, ACCOUNT, f"{STACK}-{name}") for name in function_ids
         }
         resolve: dict[str, str] = {
             "AWS::Region": config.region,
