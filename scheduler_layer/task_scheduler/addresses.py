@@ -17,6 +17,7 @@ import re
 import socket
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from urllib.parse import urlsplit
 
 type IPAddress = IPv4Address | IPv6Address
 
@@ -38,6 +39,9 @@ class ForbiddenTarget(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -192,3 +196,14 @@ def allowed_addresses(
         if reason is not None:
             raise ForbiddenTarget(f"{host} resolves to {address}, {reason}")
     return addresses
+
+
+def url_addresses(
+    url: str, *, allow_loopback: bool, resolver: Resolver = system_resolver
+) -> list[IPAddress]:
+    """`allowed_addresses` for an absolute http(s) URL's host and port (default port by scheme)."""
+    parts = urlsplit(url)
+    port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
+    return allowed_addresses(
+        parts.hostname or "", port, allow_loopback=allow_loopback, resolver=resolver
+    )

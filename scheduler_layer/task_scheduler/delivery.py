@@ -25,8 +25,8 @@ from task_scheduler.addresses import (
     ForbiddenTarget,
     NameNotResolved,
     Resolver,
-    allowed_addresses,
     system_resolver,
+    url_addresses,
 )
 from task_scheduler.pinned_http import pinned_session
 from task_scheduler.signing import InvalidSecret, SecretSource
@@ -60,19 +60,15 @@ class HttpWebhookDeliverer:
 
     def deliver(self, request: WebhookRequest, context: ActionContext) -> ActionResult:
         started = time.monotonic()
-        parts = urlsplit(request.url)
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         try:
-            addresses = allowed_addresses(
-                parts.hostname or "",
-                port,
-                allow_loopback=self._allow_loopback,
-                resolver=self._resolver,
+            addresses = url_addresses(
+                request.url, allow_loopback=self._allow_loopback, resolver=self._resolver
             )
         except ForbiddenTarget as refused:
             return _failure(started, f"refused: {refused.reason}", retryable=False)
         except NameNotResolved:
-            return _failure(started, f"{parts.hostname} does not resolve", retryable=True)
+            host = urlsplit(request.url).hostname
+            return _failure(started, f"{host} does not resolve", retryable=True)
         try:
             secret = self._secret.get()
         except (ClientError, BotoCoreError):

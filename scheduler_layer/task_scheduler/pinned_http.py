@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+from task_scheduler.addresses import DEFAULT_PORTS
 
 
 class PinnedAddressAdapter(HTTPAdapter):
@@ -97,7 +97,7 @@ def host_header(url: str) -> str:
     if ":" in hostname:
         hostname = f"[{hostname}]"
     port = parts.port
-    if port is None or port == _DEFAULT_PORTS.get(parts.scheme.lower()):
+    if port is None or port == DEFAULT_PORTS.get(parts.scheme.lower()):
         return hostname
     return f"{hostname}:{port}"
 

@@ -109,12 +109,9 @@ def _parse_iso_run_at(text: str, now: datetime) -> Schedule:
     if parsed.year > MAX_YEAR:
         raise _problem(f"must not be later than the year {MAX_YEAR}")
     try:
-        moment = parsed.astimezone(UTC)
+        moment = ceil_to_second(parsed)  # never down: a task must not run before its time
     except OverflowError:  # before the year 1 once shifted to UTC
         raise _problem(f"must be in the future (now is {format_utc(now)})") from None
-    # Round a fractional second up, never down: a task must not run before the time asked for.
-    if moment.microsecond:
-        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     if moment.year > MAX_YEAR:
         raise _problem(f"must not be later than the year {MAX_YEAR}")
     if moment <= now:

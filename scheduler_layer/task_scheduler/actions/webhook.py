@@ -12,8 +12,8 @@ from task_scheduler.addresses import (
     ForbiddenTarget,
     NameNotResolved,
     Resolver,
-    allowed_addresses,
     system_resolver,
+    url_addresses,
 )
 from task_scheduler.errors import FieldProblem, InvalidRequest
 
@@ -121,12 +121,8 @@ def parse_webhook_payload(payload: Any) -> WebhookRequest:
 def check_target(url: str, allow_loopback: bool, resolver: Resolver) -> None:
     """Refuses a URL whose host is, or resolves to, an address the scheduler must not reach.
     A name that does not resolve yet is accepted: it is checked again when the task runs."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     try:
-        allowed_addresses(
-            parts.hostname or "", port, allow_loopback=allow_loopback, resolver=resolver
-        )
+        url_addresses(url, allow_loopback=allow_loopback, resolver=resolver)
     except ForbiddenTarget as refused:
         problem = FieldProblem("payload.url", f"is refused: {refused.reason}")
         raise InvalidRequest([problem]) from None
