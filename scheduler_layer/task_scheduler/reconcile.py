@@ -14,9 +14,9 @@ from aws_lambda_powertools import Logger
 
 from task_scheduler.clock import Clock
 from task_scheduler.model import TaskStatus
-from task_scheduler.service import INTERRUPTED_AFTER, RetryArming
+from task_scheduler.service import RetryArming, is_interrupted
 from task_scheduler.storage import DUE_SHARDS, TaskStore
-from task_scheduler.timing import format_utc, parse_stored_utc
+from task_scheduler.timing import format_utc
 
 logger = Logger(child=True)
 
@@ -43,9 +43,7 @@ class Reconciler:
         redispatched = still_running = 0
         for shard in range(DUE_SHARDS):
             for entry in self._store.overdue(str(shard), before):
-                if entry.status is TaskStatus.RUNNING and (
-                    now - parse_stored_utc(entry.updated_at) <= INTERRUPTED_AFTER
-                ):
+                if entry.status is TaskStatus.RUNNING and not is_interrupted(entry.updated_at, now):
                     still_running += 1  # a long occurrence still in progress
                     continue
                 if entry.status not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING):

@@ -51,6 +51,12 @@ QUEUE_EARLY_TOLERANCE = timedelta(seconds=1)
 INTERRUPTED_AFTER = timedelta(seconds=150)
 
 
+def is_interrupted(claimed_at: str, now: datetime) -> bool:
+    """`running` since `claimed_at` for longer than any execution can last: the function was
+    killed (timeout, crash) after claiming the task and before recording the outcome."""
+    return now - parse_stored_utc(claimed_at) > INTERRUPTED_AFTER
+
+
 def new_task_id() -> str:
     return str(uuid.uuid4())
 
@@ -363,9 +369,7 @@ class Executor:
         return RunReport(RunOutcome.RETRYING, result, lateness_ms)
 
     def _interrupted(self, task: Task) -> bool:
-        """`running` for longer than any execution can last: the function was killed (timeout,
-        crash) after claiming the task and before recording the outcome."""
-        return self._clock.now() - parse_stored_utc(task.updated_at) > INTERRUPTED_AFTER
+        return is_interrupted(task.updated_at, self._clock.now())
 
     def _record_interrupted(self, task: Task) -> RunReport:
         claimed_at = parse_stored_utc(task.updated_at)
