@@ -8,6 +8,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from task_scheduler.errors import DependencyFailure
 
 _CONFIG = Config(
     connect_timeout=2,
@@ -18,3 +21,17 @@ _CONFIG = Config(
 
 def client(service: str) -> Any:
     return boto3.client(service, config=_CONFIG)
+
+
+def error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def dependency_failure(what: str, error: Exception, service: str = "AWS") -> DependencyFailure:
+    """The DependencyFailure for a failed AWS call (ClientError or BotoCoreError), naming what
+    could not be done and the error code AWS answered, if it answered."""
+    if isinstance(error, ClientError):
+        return DependencyFailure(
+            f"Could not {what}: {service} answered {error_code(error) or 'an error'}."
+        )
+    return DependencyFailure(f"Could not {what}: {service} was unreachable.")

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from task_scheduler.errors import DependencyFailure
+from task_scheduler.aws import dependency_failure
 from task_scheduler.timing import format_utc
 from task_scheduler.triggers import execute_input
 
@@ -32,7 +32,7 @@ class RetryQueue:
                 QueueUrl=self._url, MessageBody=execute_input(task_id), DelaySeconds=delay
             )
         except (ClientError, BotoCoreError) as error:
-            raise DependencyFailure("Could not queue the task's next attempt.") from error
+            raise dependency_failure("queue the task's next attempt", error, "SQS") from error
 
 
 class DeadLetterQueue:
@@ -54,6 +54,6 @@ class DeadLetterQueue:
         try:
             self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body))
         except (ClientError, BotoCoreError) as error_:
-            raise DependencyFailure(
-                "Could not send the failed task to the dead-letter queue."
+            raise dependency_failure(
+                "send the failed task to the dead-letter queue", error_, "SQS"
             ) from error_

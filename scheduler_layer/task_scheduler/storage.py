@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from task_scheduler.aws import dependency_failure, error_code
 from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import (
     DEFAULT_MAX_ATTEMPTS,
@@ -47,10 +48,6 @@ class DueEntry:
     status: TaskStatus
     next_run_at: str
     updated_at: str
-
-
-def _conditional_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _epoch(moment: datetime) -> str:
@@ -311,12 +308,11 @@ class TaskStore:
         try:
             return operation(**kwargs)
         except ClientError as error:
-            if _conditional_failure(error):
+            if error_code(error) == "ConditionalCheckFailedException":
                 raise _ConditionFailed() from error
-            code = error.response.get("Error", {}).get("Code", "error")
-            raise DependencyFailure(f"Could not {what}: DynamoDB answered {code}.") from error
+            raise dependency_failure(what, error, "DynamoDB") from error
         except BotoCoreError as error:
-            raise DependencyFailure(f"Could not {what}: DynamoDB was unreachable.") from error
+            raise dependency_failure(what, error, "DynamoDB") from error
 
 
 class _ConditionFailed(Exception):

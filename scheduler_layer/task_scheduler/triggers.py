@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from task_scheduler.aws import dependency_failure, error_code
 from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest
 from task_scheduler.model import TriggerKind
 from task_scheduler.timing import needs_direct_dispatch, one_shot_rule_expression
@@ -82,17 +83,17 @@ class EventBridgeTriggers:
         try:
             self._events.remove_targets(Rule=name, Ids=[TARGET_ID])
         except ClientError as error:
-            if _code(error) != "ResourceNotFoundException":
-                raise _failure("remove the task's rule target", error) from error
+            if error_code(error) != "ResourceNotFoundException":
+                raise dependency_failure("remove the task's rule target", error) from error
         except BotoCoreError as error:
-            raise _failure("remove the task's rule target", error) from error
+            raise dependency_failure("remove the task's rule target", error) from error
         try:
             self._events.delete_rule(Name=name)
         except ClientError as error:
-            if _code(error) != "ResourceNotFoundException":
-                raise _failure("delete the task's rule", error) from error
+            if error_code(error) != "ResourceNotFoundException":
+                raise dependency_failure("delete the task's rule", error) from error
         except BotoCoreError as error:
-            raise _failure("delete the task's rule", error) from error
+            raise dependency_failure("delete the task's rule", error) from error
 
     def _require_target(self) -> str:
         if not self._target_arn:
@@ -108,7 +109,7 @@ class EventBridgeTriggers:
                 Payload=execute_input(task_id).encode("utf-8"),
             )
         except (ClientError, BotoCoreError) as error:
-            raise _failure("dispatch the task to the execute function", error) from error
+            raise dependency_failure("dispatch the task to the execute function", error) from error
 
     def _put_rule(self, task_id: str, expression: str) -> None:
         target = self._require_target()
@@ -121,15 +122,15 @@ class EventBridgeTriggers:
                 Description=f"Runs scheduled task {task_id}",
             )
         except ClientError as error:
-            if _code(error) == "ValidationException":
+            if error_code(error) == "ValidationException":
                 # Our cron grammar should have caught it; if EventBridge disagrees, it is still
                 # the client's expression at fault, not a failing dependency.
                 raise InvalidRequest(
                     [FieldProblem("run_at", "was rejected by EventBridge as a schedule expression")]
                 ) from error
-            raise _failure("create the task's EventBridge rule", error) from error
+            raise dependency_failure("create the task's EventBridge rule", error) from error
         except BotoCoreError as error:
-            raise _failure("create the task's EventBridge rule", error) from error
+            raise dependency_failure("create the task's EventBridge rule", error) from error
         try:
             answer = self._events.put_targets(
                 Rule=name,
@@ -146,7 +147,7 @@ class EventBridgeTriggers:
             self._delete_rule_quietly(name)
             if isinstance(error, DependencyFailure):
                 raise
-            raise _failure("set the task's EventBridge rule target", error) from error
+            raise dependency_failure("set the task's EventBridge rule target", error) from error
 
     def _delete_rule_quietly(self, name: str) -> None:
         try:
@@ -154,13 +155,3 @@ class EventBridgeTriggers:
         except (ClientError, BotoCoreError):
             # A rule without a target never runs anything; it only counts against the quota.
             logger.warning("could not delete the untargeted rule %s", name, exc_info=True)
-
-
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
-
-
-def _failure(what: str, error: Exception) -> DependencyFailure:
-    if isinstance(error, ClientError):
-        return DependencyFailure(f"Could not {what}: AWS answered {_code(error) or 'an error'}.")
-    return DependencyFailure(f"Could not {what}: the AWS service was unreachable.")
