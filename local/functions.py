@@ -167,7 +167,7 @@ def load_functions(
         module_file, _, handler_name = props["Handler"].rpartition(".")
         code_dir = ROOT / props["CodeUri"]
         with _environment(env):
-            module = _import(code_dir / f"{module_file.replace('.', '/')}.py")
+            module = import_handler(code_dir / f"{module_file.replace('.', '/')}.py")
         functions[logical_id] = LocalFunction(
             logical_id=logical_id,
             arn=arns[logical_id],
@@ -199,7 +199,9 @@ def _add_layer(template: dict[str, Any], layer: Any) -> None:
         sys.path.insert(0, path)
 
 
-def _import(path: Path) -> ModuleType:
+def import_handler(path: Path) -> ModuleType:
+    """Imports a function's handler file as a fresh module (module-scope clients and settings
+    are created now), with the function's folder first on sys.path as Lambda has it."""
     name = f"local_function_{path.parent.name}_{next(_module_ids)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

@@ -7,7 +7,6 @@ Usage: python invoke_built.py BUILD_DIR REPO_ROOT; prints one JSON line with wha
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ def main() -> None:
     from moto import mock_aws
 
     import task_scheduler
+    from local.functions import import_handler
     from local.template import create_queues, create_secrets, create_tables, load_template
     from tests.support.events import api_event
     from tests.support.lambda_runtime import FakeLambdaContext
@@ -57,8 +57,8 @@ def main() -> None:
                 "DEAD_LETTER_QUEUE_URL": queues["DeadLetterQueue"],
             }
         )
-        schedule = _load(build_dir / "ScheduleTaskFunction" / "app.py", "built_schedule")
-        execute = _load(build_dir / "ExecuteTaskFunction" / "app.py", "built_execute")
+        schedule = import_handler(build_dir / "ScheduleTaskFunction" / "app.py")
+        execute = import_handler(build_dir / "ExecuteTaskFunction" / "app.py")
         seen["handler_files"] = [schedule.__file__, execute.__file__]
 
         run_at = earliest_rule_minute()
@@ -107,14 +107,6 @@ def main() -> None:
         )
         seen["unknown_status"] = unknown["statusCode"]
     sys.stdout.write(json.dumps(seen) + "\n")
-
-
-def _load(path: Path, name: str):
-    sys.path.insert(0, str(path.parent))  # as Lambda puts the function's folder first
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 if __name__ == "__main__":

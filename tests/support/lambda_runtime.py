@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+
+from local.functions import import_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 _counter = itertools.count()
@@ -27,11 +28,4 @@ class FakeLambdaContext:
 def load_handler_module(code_dir: Path | str) -> ModuleType:
     """Imports `<code_dir>/app.py` as a fresh module, so module-scope clients and settings are
     created now (inside whatever moto mock and environment the caller set up)."""
-    path = Path(code_dir) / "app.py"
-    name = f"{Path(code_dir).name}_app_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_handler(Path(code_dir) / "app.py")
