@@ -89,8 +89,7 @@ class RuleClock:
         self._rng = rng or random.Random()  # noqa: S311 - timing jitter, not security
         self._heap: list[_Due] = []
         self._generation: dict[str, int] = {}
-        self._expression: dict[str, str] = {}
-        self._schedules: dict[str, Any] = {}
+        self._schedules: dict[str, Any] = {}  # the live rules' schedules
         self._sequence = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
@@ -103,7 +102,7 @@ class RuleClock:
         with self._wake:
             generation = self._generation.get(name, 0) + 1
             self._generation[name] = generation
-            self._expression.pop(name, None)
+            self._schedules.pop(name, None)
             if not expression or state != "ENABLED":
                 return
             schedule = self._schedule_of(expression)
@@ -114,7 +113,6 @@ class RuleClock:
             occurrence = schedule.first_at_or_after(
                 minute_start(self._now()) + timedelta(minutes=1)
             )
-            self._expression[name] = expression
             self._schedules[name] = schedule
             if occurrence is not None:
                 self._push(name, occurrence, generation)
@@ -123,7 +121,7 @@ class RuleClock:
     def rule_deleted(self, name: str) -> None:
         with self._wake:
             self._generation[name] = self._generation.get(name, 0) + 1
-            self._expression.pop(name, None)
+            self._schedules.pop(name, None)
 
     @property
     def pending(self) -> int:
@@ -197,10 +195,10 @@ class RuleClock:
     def _schedule_next(self, entry: _Due) -> None:
         """A recurring rule goes back in the heap at its next occurrence (a one-shot has none)."""
         with self._wake:
-            expression = self._expression.get(entry.rule_name)
-            if expression is None or entry.generation != self._generation.get(entry.rule_name):
+            schedule = self._schedules.get(entry.rule_name)
+            if schedule is None or entry.generation != self._generation.get(entry.rule_name):
                 return
-            following = self._schedules[entry.rule_name].next_after(entry.occurrence)
+            following = schedule.next_after(entry.occurrence)
             if following is not None:
                 self._push(entry.rule_name, following, entry.generation)
                 self._wake.notify()
