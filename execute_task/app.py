@@ -5,45 +5,23 @@ durable waits between attempts). Wiring only; the logic lives in `task_scheduler
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from task_scheduler.actions import build_registry
-from task_scheduler.aws import client
-from task_scheduler.clock import SystemClock
-from task_scheduler.delivery import HttpWebhookDeliverer
+from task_scheduler import wiring
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.queues import DeadLetterQueue, RetryQueue
-from task_scheduler.service import Executor, RunOutcome, RunReport
+from task_scheduler.execution import RunOutcome, RunReport
 from task_scheduler.settings import ExecutorSettings
-from task_scheduler.signing import SecretsManagerSecret
-from task_scheduler.storage import TaskStore
-from task_scheduler.triggers import EventBridgeTriggers
 
 logger = Logger()
 metrics = Metrics()
 
 settings = ExecutorSettings.from_env()
-_sqs = client("sqs")
-executor = Executor(
-    store=TaskStore(client("dynamodb"), settings.table_name),
-    triggers=EventBridgeTriggers(client("events"), None, settings.rule_name_prefix, None),
-    actions=build_registry(
-        allow_loopback=settings.allow_loopback_targets,
-        webhook_deliverer=HttpWebhookDeliverer(
-            SecretsManagerSecret(client("secretsmanager"), settings.webhook_secret_arn),
-            allow_loopback=settings.allow_loopback_targets,
-        ),
-    ),
-    clock=SystemClock(),
-    retention=timedelta(days=settings.finished_task_retention_days),
-    retries=RetryQueue(_sqs, settings.retry_queue_url),
-    dead_letters=DeadLetterQueue(_sqs, settings.dead_letter_queue_url),
-)
+clients = wiring.ExecuteClients.create()
+executor = wiring.executor(settings, clients)
 
 _METRIC_FOR_OUTCOME = {
     RunOutcome.COMPLETED: "TaskCompleted",

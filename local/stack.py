@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,7 +286,3 @@ def _build_clock(
         function.invoke_async(event)
 
     return RuleClock(lookup, deliver, allowed, aws_timing=config.aws_timing)
-
-
-def generate_api_key() -> str:
-    return secrets.token_urlsafe(24)

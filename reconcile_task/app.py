@@ -7,22 +7,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from task_scheduler.aws import client
-from task_scheduler.clock import SystemClock
-from task_scheduler.queues import RetryQueue
-from task_scheduler.reconcile import Reconciler
+from task_scheduler import wiring
 from task_scheduler.settings import ReconcilerSettings
-from task_scheduler.storage import TaskStore
 
 logger = Logger()
 metrics = Metrics()
 
 settings = ReconcilerSettings.from_env()
-reconciler = Reconciler(
-    store=TaskStore(client("dynamodb"), settings.table_name),
-    retries=RetryQueue(client("sqs"), settings.retry_queue_url),
-    clock=SystemClock(),
-)
+clients = wiring.ReconcileClients.create()
+reconciler = wiring.reconciler(settings, clients)
 
 
 @logger.inject_lambda_context(clear_state=True)

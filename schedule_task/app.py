@@ -10,23 +10,19 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from task_scheduler.actions import build_registry
-from task_scheduler.aws import client
-from task_scheduler.clock import SystemClock
+from task_scheduler import wiring
 from task_scheduler.errors import SchedulerError
 from task_scheduler.http_errors import error_body, status_for
-from task_scheduler.schedule_request import parse_schedule_body
-from task_scheduler.service import Scheduler, new_task_id
+from task_scheduler.responses import scheduled_answer, task_view
+from task_scheduler.scheduling import new_task_id
 from task_scheduler.settings import ApiSettings
-from task_scheduler.storage import TaskStore
-from task_scheduler.timing import format_utc
-from task_scheduler.triggers import EventBridgeTriggers
 
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 
 settings = ApiSettings.from_env()
+clients = wiring.ApiClients.create()
 
 
 def new_task_id_logged() -> str:
@@ -36,18 +32,7 @@ def new_task_id_logged() -> str:
     return task_id
 
 
-scheduler = Scheduler(
-    store=TaskStore(client("dynamodb"), settings.table_name),
-    triggers=EventBridgeTriggers(
-        client("events"),
-        client("lambda"),
-        settings.rule_name_prefix,
-        settings.execute_function_arn,
-    ),
-    actions=build_registry(allow_loopback=settings.allow_loopback_targets),
-    clock=SystemClock(),
-    new_id=new_task_id_logged,
-)
+api = wiring.api(settings, clients, new_id=new_task_id_logged)
 
 
 @app.post("/schedule-task")
@@ -55,26 +40,17 @@ def schedule_task() -> Response:
     event = app.current_event
     body = event.body
     raw = base64.b64decode(body) if body and event.is_base64_encoded else (body or "").encode()
-    request = parse_schedule_body(raw, event.headers.get("content-type"))
-    task, schedule = scheduler.schedule(request)
+    task = api.scheduler.schedule(api.command(raw, event.headers.get("content-type")))
     metrics.add_metric(name="TaskScheduled", unit=MetricUnit.Count, value=1)
-    answer = {
-        "message": "Task scheduled successfully",
-        "task_id": task.task_id,
-        "status": task.status.value,
-        "run_at": task.run_at,
-    }
-    if schedule.cron is not None:
-        answer["next_run_at"] = format_utc(schedule.first_run_at)
-    return Response(status_code=201, content_type="application/json", body=answer)
+    return Response(status_code=201, content_type="application/json", body=scheduled_answer(task))
 
 
 @app.get("/tasks/<task_id>")
 def get_task(task_id: str) -> dict:
     logger.append_keys(task_id=task_id)
-    task = scheduler.get(task_id)
+    task = api.scheduler.get(task_id)
     metrics.add_metric(name="TaskRead", unit=MetricUnit.Count, value=1)
-    return task.to_api()
+    return task_view(task)
 
 
 @app.exception_handler(SchedulerError)

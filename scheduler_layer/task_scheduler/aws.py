@@ -1,14 +1,18 @@
-"""AWS clients as both functions create them: short timeouts and bounded retries, so a slow call
-fails inside the function's own timeout and the undo paths get to run (boto3's defaults are a 60 s
-read timeout and up to 10 retries, longer than the API function's 10 s)."""
+"""The boundary for AWS calls: clients as every function creates them, and the one place where an
+AWS failure becomes a domain error.
+
+Clients have short timeouts and bounded retries, so a slow call fails inside the function's own
+timeout and the undo paths get to run (boto3's defaults are a 60 s read timeout and up to 10
+retries, longer than the API function's 10 s)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from task_scheduler.errors import DependencyFailure
 
@@ -18,20 +22,25 @@ _CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 3},
 )
 
+# Error codes the scheduler's code decides on.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+NOT_FOUND = "ResourceNotFoundException"
+VALIDATION = "ValidationException"
+
 
 def client(service: str) -> Any:
     return boto3.client(service, config=_CONFIG)
 
 
-def error_code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
-
-
-def dependency_failure(what: str, error: Exception, service: str = "AWS") -> DependencyFailure:
-    """The DependencyFailure for a failed AWS call (ClientError or BotoCoreError), naming what
-    could not be done and the error code AWS answered, if it answered."""
-    if isinstance(error, ClientError):
-        return DependencyFailure(
-            f"Could not {what}: {service} answered {error_code(error) or 'an error'}."
-        )
-    return DependencyFailure(f"Could not {what}: {service} was unreachable.")
+def call(service: str, what: str, operation: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """`operation(**kwargs)`, with a failure raised as DependencyFailure naming what could not be
+    done, the service, and the error code AWS answered (also kept in `.code`)."""
+    try:
+        return operation(**kwargs)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code") or None
+        raise DependencyFailure(
+            f"Could not {what}: {service} answered {code or 'an error'}.", code
+        ) from error
+    except BotoCoreError as error:
+        raise DependencyFailure(f"Could not {what}: {service} was unreachable.") from error

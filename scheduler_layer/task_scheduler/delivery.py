@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from botocore.exceptions import BotoCoreError, ClientError
 
 from task_scheduler import USER_AGENT
 from task_scheduler.actions import ActionContext, ActionResult
@@ -28,6 +27,7 @@ from task_scheduler.addresses import (
     system_resolver,
     url_addresses,
 )
+from task_scheduler.errors import DependencyFailure
 from task_scheduler.pinned_http import pinned_session
 from task_scheduler.signing import InvalidSecret, SecretSource
 
@@ -71,7 +71,7 @@ class HttpWebhookDeliverer:
             return _failure(started, f"{host} does not resolve", retryable=True)
         try:
             secret = self._secret.get()
-        except (ClientError, BotoCoreError):
+        except DependencyFailure:
             return _failure(started, "the signing secret could not be read", retryable=True)
         except InvalidSecret as malformed:
             # A deployment defect an operator can fix while the retries wait.

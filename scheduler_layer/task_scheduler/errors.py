@@ -56,8 +56,15 @@ class TaskNotFound(SchedulerError):
 
 
 class TaskConflict(SchedulerError):
-    """The task is in a state that does not allow what was asked."""
+    """The task is in a state that does not allow what was asked (the lifecycle routes' 409)."""
 
 
 class DependencyFailure(SchedulerError):
-    """An AWS service the scheduler relies on failed; nothing half-written was left behind."""
+    """An AWS service the scheduler relies on failed; nothing half-written was left behind.
+
+    `code` is the error code AWS answered (e.g. "ConditionalCheckFailedException"), None when it
+    did not answer: callers that expect a particular refusal decide on it, never on the text."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code

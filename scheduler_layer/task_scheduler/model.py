@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from task_scheduler.timing import format_utc
+from task_scheduler.timing import format_utc, parse_stored_utc
 
 # How many attempts a task keeps; a recurring task keeps the most recent ones.
 MAX_RECORDED_ATTEMPTS = 50
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_MAX_ATTEMPTS = 20
+# A task `running` longer than this was interrupted; above the execute function's timeout (120 s).
+INTERRUPTED_AFTER = timedelta(seconds=150)
+
+
+def running_too_long(claimed_at: str, now: datetime) -> bool:
+    """`running` since `claimed_at` for longer than any execution can last: the function was
+    killed (timeout, crash) after claiming the task and before recording the outcome."""
+    return now - parse_stored_utc(claimed_at) > INTERRUPTED_AFTER
 
 
 class TaskStatus(StrEnum):
@@ -91,26 +99,14 @@ class Task:
     def with_changes(self, **changes: Any) -> Task:
         return replace(self, **changes)
 
-    def to_api(self) -> dict[str, Any]:
-        """The representation `GET /tasks/{task_id}` returns (contract section 3)."""
-        out: dict[str, Any] = {
-            "task_id": self.task_id,
-            "action": self.action,
-            "payload": self.payload,
-            "run_at": self.run_at,
-            "status": self.status.value,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-        if self.is_cron:
-            out["next_run_at"] = self.next_run_at
-            out["recurring"] = self.recurring
-            out["runs"] = self.runs
-        out["retry"] = {"max_attempts": self.max_attempts}
-        out["attempts"] = [attempt.as_dict() for attempt in self.attempts]
-        if self.last_error is not None:
-            out["last_error"] = self.last_error
-        return out
+    def is_interrupted(self, now: datetime) -> bool:
+        """Left `running` by an execution that died (see `running_too_long`)."""
+        return self.status is TaskStatus.RUNNING and running_too_long(self.updated_at, now)
+
+    @property
+    def next_attempt_number(self) -> int:
+        # From the last recorded attempt, not the count: the list keeps only the most recent ones.
+        return self.attempts[-1].attempt + 1 if self.attempts else 1
 
 
 def new_task(

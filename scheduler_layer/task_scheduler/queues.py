@@ -8,9 +8,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from task_scheduler.aws import dependency_failure
+from task_scheduler import aws
 from task_scheduler.timing import format_utc
 from task_scheduler.triggers import execute_input
 
@@ -27,12 +25,14 @@ class RetryQueue:
         """Delivers `{"task_id": ...}` to the execute function at `at`, or after 15 minutes if
         that is sooner (the execute side then sends it on again)."""
         delay = min(MAX_DELAY_SECONDS, max(0, math.ceil((at - now).total_seconds())))
-        try:
-            self._client.send_message(
-                QueueUrl=self._url, MessageBody=execute_input(task_id), DelaySeconds=delay
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise dependency_failure("queue the task's next attempt", error, "SQS") from error
+        aws.call(
+            "SQS",
+            "queue the task's next attempt",
+            self._client.send_message,
+            QueueUrl=self._url,
+            MessageBody=execute_input(task_id),
+            DelaySeconds=delay,
+        )
 
 
 class DeadLetterQueue:
@@ -51,9 +51,10 @@ class DeadLetterQueue:
             "attempts": attempts,
             "failed_at": format_utc(now),
         }
-        try:
-            self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body))
-        except (ClientError, BotoCoreError) as error_:
-            raise dependency_failure(
-                "send the failed task to the dead-letter queue", error_, "SQS"
-            ) from error_
+        aws.call(
+            "SQS",
+            "send the failed task to the dead-letter queue",
+            self._client.send_message,
+            QueueUrl=self._url,
+            MessageBody=json.dumps(body),
+        )

@@ -14,8 +14,8 @@ from aws_lambda_powertools import Logger
 
 from task_scheduler.clock import Clock
 from task_scheduler.model import TaskStatus
-from task_scheduler.service import RetryArming, is_interrupted
-from task_scheduler.storage import DUE_SHARDS, TaskStore
+from task_scheduler.ports import RetryArming, TaskRepository
+from task_scheduler.storage import DUE_SHARDS
 from task_scheduler.timing import format_utc
 
 logger = Logger(child=True)
@@ -32,7 +32,7 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, store: TaskStore, retries: RetryArming, clock: Clock) -> None:
+    def __init__(self, store: TaskRepository, retries: RetryArming, clock: Clock) -> None:
         self._store = store
         self._retries = retries
         self._clock = clock
@@ -43,7 +43,7 @@ class Reconciler:
         redispatched = still_running = 0
         for shard in range(DUE_SHARDS):
             for entry in self._store.overdue(str(shard), before):
-                if entry.status is TaskStatus.RUNNING and not is_interrupted(entry.updated_at, now):
+                if entry.status is TaskStatus.RUNNING and not entry.is_interrupted(now):
                     still_running += 1  # a long occurrence still in progress
                     continue
                 if entry.status not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING):

@@ -1,13 +1,17 @@
-"""The body of `POST /schedule-task`: size, media type, JSON shape (contract sections 1 and 2)."""
+"""The edge of `POST /schedule-task` (contract sections 1 and 2): the raw body read into a
+`ScheduleRequest` (size, media type, JSON shape), then parsed into one typed `ScheduleCommand`
+that names every field problem at once. The services accept only the command."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from task_scheduler.actions import ActionRegistry
+from task_scheduler.actions import ActionRegistry, ActionValidator
 from task_scheduler.errors import (
     FieldProblem,
     InvalidRequest,
@@ -15,6 +19,7 @@ from task_scheduler.errors import (
     UnsupportedMediaType,
 )
 from task_scheduler.model import DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS
+from task_scheduler.timing import Schedule, parse_run_at
 
 MAX_BODY_BYTES = 256 * 1024
 # Deeper documents are refused: every later step (storage, delivery) walks them recursively.
@@ -23,49 +28,82 @@ _FIELDS = ("action", "payload", "run_at", "retry")
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  # delivery attempts per run, the first included
+
+
+@dataclass(frozen=True)
+class ScheduleCommand:
+    """A valid request to schedule a task: what the scheduling service accepts."""
+
+    action: str
+    payload: Any  # stored and performed as the client sent it
+    action_request: Any  # the action's typed reading of the payload (e.g. a WebhookRequest)
+    schedule: Schedule
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True)
 class ScheduleRequest:
+    """The body's fields as sent, before any of them is checked."""
+
     action: Any
     payload: Any
     run_at: Any
     retry: Any = None
 
-    def max_attempts(self) -> int:
-        """`retry.max_attempts` (1-20, default 5), or InvalidRequest naming the field."""
-        if self.retry is None:
-            return DEFAULT_MAX_ATTEMPTS
-        if not isinstance(self.retry, dict):
-            raise InvalidRequest(
-                [FieldProblem("retry", 'must be an object like {"max_attempts": 5}')]
-            )
-        unknown = [name for name in self.retry if name != "max_attempts"]
-        if unknown:
-            raise InvalidRequest(
-                [
-                    FieldProblem(f"retry.{name}", "is not a known field (max_attempts)")
-                    for name in unknown
-                ]
-            )
-        value = self.retry.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or not 1 <= value <= MAX_MAX_ATTEMPTS
-        ):
-            raise InvalidRequest(
-                [
-                    FieldProblem(
-                        "retry.max_attempts", f"must be a whole number from 1 to {MAX_MAX_ATTEMPTS}"
-                    )
-                ]
-            )
-        return value
+    def to_command(
+        self, actions: ActionRegistry[ActionValidator], now: datetime
+    ) -> ScheduleCommand:
+        """Checks every field, so one InvalidRequest names every problem."""
+        problems: list[FieldProblem] = []
+        action_request = _collect(problems, lambda: self._action_request(actions))
+        schedule = _collect(problems, lambda: parse_run_at(self.run_at, now))
+        retry = _collect(problems, lambda: _retry_policy(self.retry))
+        if problems:
+            raise InvalidRequest(problems)
+        return ScheduleCommand(self.action, self.payload, action_request, schedule, retry)
 
-    def validate(self, actions: ActionRegistry) -> None:
-        """Checks the action and its payload; `run_at` is checked by the time rules."""
+    def _action_request(self, actions: ActionRegistry[ActionValidator]) -> Any:
         action = actions.get(self.action)
         if self.payload is None:
             raise InvalidRequest([FieldProblem("payload", "is required")])
-        action.validate(self.payload)
+        return action.validate(self.payload)
+
+
+def _collect[Value](problems: list[FieldProblem], parse: Callable[[], Value]) -> Value:
+    """`parse()`, with the problems of an InvalidRequest added to `problems`."""
+    try:
+        return parse()
+    except InvalidRequest as error:
+        problems.extend(error.problems)
+        return None  # type: ignore[return-value]  # never used: `problems` is not empty
+
+
+def _retry_policy(retry: Any) -> RetryPolicy:
+    """`retry.max_attempts` (1-20, default 5), or InvalidRequest naming the field."""
+    if retry is None:
+        return RetryPolicy()
+    if not isinstance(retry, dict):
+        raise InvalidRequest([FieldProblem("retry", 'must be an object like {"max_attempts": 5}')])
+    unknown = [name for name in retry if name != "max_attempts"]
+    if unknown:
+        raise InvalidRequest(
+            [
+                FieldProblem(f"retry.{name}", "is not a known field (max_attempts)")
+                for name in unknown
+            ]
+        )
+    value = retry.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MAX_ATTEMPTS:
+        raise InvalidRequest(
+            [
+                FieldProblem(
+                    "retry.max_attempts", f"must be a whole number from 1 to {MAX_MAX_ATTEMPTS}"
+                )
+            ]
+        )
+    return RetryPolicy(value)
 
 
 def parse_schedule_body(body: bytes | None, content_type: str | None) -> ScheduleRequest:

@@ -12,6 +12,8 @@ import secrets
 import threading
 from typing import Any, Protocol
 
+from task_scheduler import aws
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32
 
@@ -80,16 +82,16 @@ class SecretsManagerSecret:
         self._lock = threading.Lock()
 
     def get(self) -> SigningSecret:
+        """Raises DependencyFailure when Secrets Manager fails, InvalidSecret when what it holds
+        is malformed."""
         with self._lock:
             if self._cached is None:
-                value = self._client.get_secret_value(SecretId=self._secret_id)["SecretString"]
+                answer = aws.call(
+                    "Secrets Manager",
+                    "read the signing secret",
+                    self._client.get_secret_value,
+                    SecretId=self._secret_id,
+                )
+                value = answer["SecretString"]
                 self._cached = SigningSecret(secret_from_stored(value))
             return self._cached
-
-
-class StaticSecret:
-    def __init__(self, secret: str) -> None:
-        self._secret = SigningSecret(secret)
-
-    def get(self) -> SigningSecret:
-        return self._secret

@@ -41,12 +41,6 @@ class Schedule:
     def recurring(self) -> bool:
         return self.cron is not None and not self.cron.is_single_moment()
 
-    def next_after(self, moment: datetime) -> datetime | None:
-        """The occurrence after `moment`, or None when the schedule has no more."""
-        if self.cron is None:
-            return None
-        return self.cron.next_after(moment)
-
 
 def format_utc(moment: datetime) -> str:
     """`YYYY-MM-DDTHH:MM:SSZ`, the one format the API and the table use for times."""

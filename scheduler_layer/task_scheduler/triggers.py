@@ -1,16 +1,17 @@
-"""Arming and disarming the trigger that makes a task run. One small interface, so another backend
-(EventBridge Scheduler, for very many pending tasks) can stand beside the one-shot rules."""
+"""The triggers that make a task run, on EventBridge: one rule per task on the default bus, and a
+direct dispatch for imminent one-shot tasks. Two roles: `EventBridgeRules` arms and removes (the
+API function), `EventBridgeRuleRemover` only removes (the execute function, once a task is done).
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 
-from task_scheduler.aws import dependency_failure, error_code
+from task_scheduler import aws
 from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest
 from task_scheduler.model import TriggerKind
 from task_scheduler.timing import needs_direct_dispatch, one_shot_rule_expression
@@ -24,40 +25,46 @@ def execute_input(task_id: str) -> str:
     return json.dumps({"task_id": task_id})
 
 
-class Triggers(Protocol):
-    def arm(
-        self, task_id: str, fire_at: datetime, cron: str | None, recurring: bool, now: datetime
-    ) -> TriggerKind:
-        """Makes the execute function run for `task_id` at `fire_at` (and, when `recurring`, on
-        every occurrence of `cron`). Raises DependencyFailure having left nothing armed."""
-        ...
-
-    def disarm(self, task_id: str) -> None:
-        """Removes the task's trigger; a trigger already gone is not an error."""
-        ...
-
-
 def rule_name(prefix: str, task_id: str) -> str:
     return f"{prefix}-{task_id}"
 
 
-class EventBridgeTriggers:
-    """One rule per task on the default event bus; imminent one-shot tasks are dispatched directly.
+class EventBridgeRuleRemover:
+    def __init__(self, events_client: Any, rule_name_prefix: str) -> None:
+        self._events = events_client
+        self._prefix = rule_name_prefix
 
-    `lambda_client` may be None on the execute side, which only disarms.
-    """
+    def disarm(self, task_id: str) -> None:
+        name = rule_name(self._prefix, task_id)
+        self._tolerating_absence(
+            "remove the task's rule target", self._events.remove_targets, Rule=name, Ids=[TARGET_ID]
+        )
+        self._tolerating_absence("delete the task's rule", self._events.delete_rule, Name=name)
+
+    @staticmethod
+    def _tolerating_absence(what: str, operation: Any, **kwargs: Any) -> None:
+        try:
+            aws.call("AWS", what, operation, **kwargs)
+        except DependencyFailure as failure:
+            if failure.code != aws.NOT_FOUND:
+                raise
+
+
+class EventBridgeRules:
+    """Arms a task's trigger; removes it on the same terms as `EventBridgeRuleRemover`."""
 
     def __init__(
         self,
         events_client: Any,
         lambda_client: Any,
         rule_name_prefix: str,
-        execute_function_arn: str | None,
+        execute_function_arn: str,
     ) -> None:
         self._events = events_client
         self._lambda = lambda_client
         self._prefix = rule_name_prefix
         self._target_arn = execute_function_arn
+        self._remover = EventBridgeRuleRemover(events_client, rule_name_prefix)
 
     def arm(
         self, task_id: str, fire_at: datetime, cron: str | None, recurring: bool, now: datetime
@@ -79,79 +86,63 @@ class EventBridgeTriggers:
         return TriggerKind.RULE
 
     def disarm(self, task_id: str) -> None:
-        name = rule_name(self._prefix, task_id)
-        try:
-            self._events.remove_targets(Rule=name, Ids=[TARGET_ID])
-        except ClientError as error:
-            if error_code(error) != "ResourceNotFoundException":
-                raise dependency_failure("remove the task's rule target", error) from error
-        except BotoCoreError as error:
-            raise dependency_failure("remove the task's rule target", error) from error
-        try:
-            self._events.delete_rule(Name=name)
-        except ClientError as error:
-            if error_code(error) != "ResourceNotFoundException":
-                raise dependency_failure("delete the task's rule", error) from error
-        except BotoCoreError as error:
-            raise dependency_failure("delete the task's rule", error) from error
-
-    def _require_target(self) -> str:
-        if not self._target_arn:
-            raise RuntimeError("arming a trigger needs the execute function's ARN")
-        return self._target_arn
+        self._remover.disarm(task_id)
 
     def _dispatch(self, task_id: str) -> None:
-        target = self._require_target()
-        try:
-            self._lambda.invoke(
-                FunctionName=target,
-                InvocationType="Event",
-                Payload=execute_input(task_id).encode("utf-8"),
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise dependency_failure("dispatch the task to the execute function", error) from error
+        aws.call(
+            "AWS",
+            "dispatch the task to the execute function",
+            self._lambda.invoke,
+            FunctionName=self._target_arn,
+            InvocationType="Event",
+            Payload=execute_input(task_id).encode("utf-8"),
+        )
 
     def _put_rule(self, task_id: str, expression: str) -> None:
-        target = self._require_target()
         name = rule_name(self._prefix, task_id)
         try:
-            self._events.put_rule(
+            aws.call(
+                "AWS",
+                "create the task's EventBridge rule",
+                self._events.put_rule,
                 Name=name,
                 ScheduleExpression=expression,
                 State="ENABLED",
                 Description=f"Runs scheduled task {task_id}",
             )
-        except ClientError as error:
-            if error_code(error) == "ValidationException":
+        except DependencyFailure as failure:
+            if failure.code == aws.VALIDATION:
                 # Our cron grammar should have caught it; if EventBridge disagrees, it is still
                 # the client's expression at fault, not a failing dependency.
                 raise InvalidRequest(
                     [FieldProblem("run_at", "was rejected by EventBridge as a schedule expression")]
-                ) from error
-            raise dependency_failure("create the task's EventBridge rule", error) from error
-        except BotoCoreError as error:
-            raise dependency_failure("create the task's EventBridge rule", error) from error
+                ) from failure
+            raise
         try:
-            answer = self._events.put_targets(
-                Rule=name,
-                Targets=[{"Id": TARGET_ID, "Arn": target, "Input": execute_input(task_id)}],
-            )
-            if answer.get("FailedEntryCount"):
-                entry = answer.get("FailedEntries", [{}])[0]
-                raise DependencyFailure(
-                    "Could not set the task's EventBridge rule target: "
-                    f"{entry.get('ErrorCode', 'failed')}."
-                )
-        except (ClientError, BotoCoreError, DependencyFailure) as error:
+            self._put_target(task_id, name)
+        except DependencyFailure:
             # Never leave a rule without its task: undo the rule before reporting.
             self._delete_rule_quietly(name)
-            if isinstance(error, DependencyFailure):
-                raise
-            raise dependency_failure("set the task's EventBridge rule target", error) from error
+            raise
+
+    def _put_target(self, task_id: str, name: str) -> None:
+        answer = aws.call(
+            "AWS",
+            "set the task's EventBridge rule target",
+            self._events.put_targets,
+            Rule=name,
+            Targets=[{"Id": TARGET_ID, "Arn": self._target_arn, "Input": execute_input(task_id)}],
+        )
+        if answer.get("FailedEntryCount"):
+            entry = answer.get("FailedEntries", [{}])[0]
+            raise DependencyFailure(
+                "Could not set the task's EventBridge rule target: "
+                f"{entry.get('ErrorCode', 'failed')}."
+            )
 
     def _delete_rule_quietly(self, name: str) -> None:
         try:
-            self._events.delete_rule(Name=name)
-        except (ClientError, BotoCoreError):
+            aws.call("AWS", "delete the untargeted rule", self._events.delete_rule, Name=name)
+        except DependencyFailure:
             # A rule without a target never runs anything; it only counts against the quota.
             logger.warning("could not delete the untargeted rule %s", name, exc_info=True)

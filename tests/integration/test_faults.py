@@ -1,8 +1,9 @@
 """Fault injection: AWS calls failing at each step of scheduling and of running a task.
 
 Faults are injected through botocore's public event hooks on the very clients the handler modules
-hold (`handlers.schedule.scheduler._store._client`, `handlers.execute.executor._retries._client`,
-...); the scheduler's own code is not patched. What must hold (contract sections 2 and 5):
+hold (`handlers.schedule.clients.dynamodb`, `handlers.execute.clients.sqs`, ...: the clients
+each handler module builds its objects from); the scheduler's own code is not patched. What must
+hold (contract sections 2 and 5):
 
 - scheduling: a failing call answers 503 with a JSON `message` and leaves nothing a client can see
   (no rule, no `scheduled` row; a `pending` row only when the undo's own DeleteItem failed too);
@@ -48,7 +49,7 @@ from botocore.exceptions import (
 
 from task_scheduler.aws import client as scheduler_client
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.service import INTERRUPTED_AFTER
+from task_scheduler.model import INTERRUPTED_AFTER
 from task_scheduler.timing import format_utc, parse_stored_utc
 from tests.integration.conftest import (
     RULE_PREFIX,
@@ -371,12 +372,8 @@ def _statuses_answered(answers: tuple[int, ...], count: int) -> list[int]:
 
 
 def _schedule_client(handlers: Handlers, name: str) -> Any:
-    scheduler = handlers.schedule.scheduler
-    return {
-        "dynamodb": scheduler._store._client,
-        "events": scheduler._triggers._events,
-        "lambda": scheduler._triggers._lambda,
-    }[name]
+    clients = handlers.schedule.clients
+    return {"dynamodb": clients.dynamodb, "events": clients.events, "lambda": clients.lambda_}[name]
 
 
 @dataclass(frozen=True)
@@ -621,13 +618,14 @@ def test_a_mark_scheduled_that_landed_unanswered_is_a_success(
 
 
 def _execute_client(handlers: Handlers, name: str) -> Any:
-    executor = handlers.execute.executor
+    clients = handlers.execute.clients
     return {
-        "dynamodb": executor._store._client,
-        "events": executor._triggers._events,
-        "retry_sqs": executor._retries._client,
-        "dead_letter_sqs": executor._dead_letters._client,
-        "secretsmanager": executor._actions.get("webhook")._deliverer._secret._client,
+        # One SQS client serves both queues; the cases name the queue whose call they fault.
+        "retry_sqs": clients.sqs,
+        "dead_letter_sqs": clients.sqs,
+        "dynamodb": clients.dynamodb,
+        "events": clients.events,
+        "secretsmanager": clients.secretsmanager,
     }[name]
 
 

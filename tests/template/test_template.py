@@ -9,7 +9,7 @@ import pytest
 
 from local.template import ROOT, load_template, resources_of_type
 from task_scheduler.actions.webhook import MAX_TIMEOUT_SECONDS
-from task_scheduler.service import PENDING_GRACE
+from task_scheduler.execution import PENDING_GRACE
 from task_scheduler.settings import MAX_RULE_PREFIX_LENGTH
 from task_scheduler.timing import MAX_EARLY_ARRIVAL
 from tests.template.linters import cfn_lint, sam_validate_lint
@@ -156,7 +156,7 @@ def test_sam_validate_lint_is_clean() -> None:
 
 
 def test_execute_timeout_is_below_the_interrupted_threshold(template: dict) -> None:
-    from task_scheduler.service import INTERRUPTED_AFTER
+    from task_scheduler.model import INTERRUPTED_AFTER
 
     timeout = _function(template, "ExecuteTaskFunction")["Timeout"]
     assert timeout < INTERRUPTED_AFTER.total_seconds()

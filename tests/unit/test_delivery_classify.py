@@ -27,8 +27,10 @@ from task_scheduler.delivery import (
     prepare_body,
     read_excerpt,
 )
-from task_scheduler.signing import InvalidSecret, StaticSecret
+from task_scheduler.errors import DependencyFailure
+from task_scheduler.signing import InvalidSecret, SecretsManagerSecret
 from tests.support.addresses import ISSUE_SPELLINGS, RecordingResolver
+from tests.support.fakes import StaticSecret
 
 URL = "https://example.com/hook"
 CONTEXT = ActionContext(task_id="123e4567-e89b-42d3-a456-426614174000", run_id="r:1", attempt=1)
@@ -625,6 +627,18 @@ def test_name_resolving_to_nothing_usable_is_a_retryable_failure(monotonic):
 # --- deliver: the signing secret --------------------------------------------------------------
 
 
+def secrets_manager_failure(error):
+    """What SecretsManagerSecret.get raises when Secrets Manager fails with `error`."""
+
+    class FailingSecretsManager:
+        def get_secret_value(self, **kwargs):
+            raise error
+
+    with pytest.raises(DependencyFailure) as caught:
+        SecretsManagerSecret(FailingSecretsManager(), "arn:signing").get()
+    return caught.value
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -636,7 +650,7 @@ def test_name_resolving_to_nothing_usable_is_a_retryable_failure(monotonic):
     ids=["client-error", "botocore-error"],
 )
 def test_unreadable_secret_is_a_retryable_failure_and_nothing_is_sent(monotonic, error):
-    secret = CountingSecret(raises=error)
+    secret = CountingSecret(raises=secrets_manager_failure(error))
     session = FakeSession(FakeResponse(FakeRaw([])))
     deliverer, factory = deliverer_for(session, secret=secret)
     result = deliverer.deliver(parse_webhook_payload({"url": URL}), CONTEXT)

@@ -4,10 +4,11 @@ Contract sections 1 (body limits, fields) and 2 (400 / 413 / 415).
 """
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from task_scheduler.actions import ActionRegistry, build_registry
+from task_scheduler.actions import ActionRegistry, validators
 from task_scheduler.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from task_scheduler.model import DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS
 from task_scheduler.schedule_request import (
@@ -25,6 +26,8 @@ VALID = {
     "payload": {"url": "https://example.com/hooks/report", "data": {"msg": "Hello"}},
     "run_at": "2030-05-19T17:56:00Z",
 }
+# Before VALID's run_at, so that run_at is in the future when a request is checked.
+NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
 
 
 def public_resolver(host, port):
@@ -33,7 +36,7 @@ def public_resolver(host, port):
 
 
 def registry():
-    return build_registry(allow_loopback=False, resolver=public_resolver)
+    return validators(allow_loopback=False, resolver=public_resolver)
 
 
 def encode(document) -> bytes:
@@ -68,7 +71,7 @@ def test_retry_is_a_known_field_and_is_kept_as_sent():
     document = {**VALID, "retry": {"max_attempts": 3}}
     request = parse_schedule_body(encode(document), "application/json")
     assert request.retry == {"max_attempts": 3}
-    assert request.max_attempts() == 3
+    assert request.to_command(registry(), NOW).retry.max_attempts == 3
 
 
 # --- Content-Type -----------------------------------------------------------------------------
@@ -209,17 +212,17 @@ def test_invalid_request_message_names_a_single_problem():
     assert caught.value.message == "Invalid request: body must be a JSON object."
 
 
-# --- ScheduleRequest.validate and the registry ------------------------------------------------
+# --- ScheduleRequest.to_command and the registry ----------------------------------------------
 
 
 def validation_problems(request: ScheduleRequest):
     with pytest.raises(InvalidRequest) as caught:
-        request.validate(registry())
+        request.to_command(registry(), NOW)
     return [(p.field, p.problem) for p in caught.value.problems]
 
 
 def test_valid_request_validates():
-    parse_schedule_body(encode(VALID), None).validate(registry())
+    parse_schedule_body(encode(VALID), None).to_command(registry(), NOW)
 
 
 def test_missing_action_is_required_and_names_the_supported_ones():
@@ -254,7 +257,7 @@ def test_registry_lists_every_supported_action_sorted():
 
 
 def test_long_unknown_action_is_shortened_in_the_problem():
-    request = ScheduleRequest(action="x" * 100, payload=VALID["payload"], run_at=None)
+    request = ScheduleRequest(action="x" * 100, payload=VALID["payload"], run_at=VALID["run_at"])
     [(field, problem)] = validation_problems(request)
     assert field == "action"
     assert problem.startswith('"' + "x" * 36 + "...")
@@ -267,19 +270,21 @@ def test_missing_payload_is_required():
 
 
 def test_refused_target_is_reported_by_the_registry_built_with_the_resolver():
-    loopback = build_registry(allow_loopback=False, resolver=lambda host, port: ["127.0.0.1"])
+    loopback = validators(allow_loopback=False, resolver=lambda host, port: ["127.0.0.1"])
     request = parse_schedule_body(encode(VALID), None)
     with pytest.raises(InvalidRequest) as caught:
-        request.validate(loopback)
+        request.to_command(loopback, NOW)
     [problem] = caught.value.problems
     assert problem.field == "payload.url"
     assert problem.problem.startswith("is refused")
     # Local mode: loopback targets are allowed through the same registry.
-    request.validate(build_registry(allow_loopback=True, resolver=lambda host, port: ["127.0.0.1"]))
+    request.to_command(
+        validators(allow_loopback=True, resolver=lambda host, port: ["127.0.0.1"]), NOW
+    )
 
 
 def test_payload_problems_come_from_the_action():
-    request = ScheduleRequest(action="webhook", payload={"url": "ftp://x"}, run_at=None)
+    request = ScheduleRequest(action="webhook", payload={"url": "ftp://x"}, run_at=VALID["run_at"])
     assert validation_problems(request) == [
         ("payload.url", "must be an absolute http:// or https:// URL")
     ]
@@ -374,24 +379,26 @@ def with_retry(retry) -> ScheduleRequest:
 
 def retry_problems(retry):
     with pytest.raises(InvalidRequest) as caught:
-        with_retry(retry).max_attempts()
+        with_retry(retry).to_command(registry(), NOW)
     return [(p.field, p.problem) for p in caught.value.problems]
 
 
 def test_max_attempts_defaults_to_5_without_retry():
     assert DEFAULT_MAX_ATTEMPTS == 5
-    assert with_retry(None).max_attempts() == 5
-    assert ScheduleRequest(action="webhook", payload={}, run_at=None).max_attempts() == 5
+    assert with_retry(None).to_command(registry(), NOW).retry.max_attempts == 5
+    request = ScheduleRequest(action="webhook", payload=VALID["payload"], run_at=VALID["run_at"])
+    assert request.to_command(registry(), NOW).retry.max_attempts == 5
 
 
 def test_max_attempts_defaults_to_5_in_an_empty_retry_object():
-    assert with_retry({}).max_attempts() == 5
+    assert with_retry({}).to_command(registry(), NOW).retry.max_attempts == 5
 
 
 @pytest.mark.parametrize("value", [1, 2, 5, 19, 20])
 def test_max_attempts_from_1_to_20_is_accepted(value):
     assert MAX_MAX_ATTEMPTS == 20
-    assert with_retry({"max_attempts": value}).max_attempts() == value
+    command = with_retry({"max_attempts": value}).to_command(registry(), NOW)
+    assert command.retry.max_attempts == value
 
 
 @pytest.mark.parametrize("value", [0, -1, 21, 100, "3", True, False, 3.5, 3.0, None, [3], {"n": 3}])
@@ -417,9 +424,9 @@ def test_every_unknown_key_in_retry_is_named():
     assert [field for field, _ in problems] == ["retry.foo", "retry.backoff"]
 
 
-def test_retry_in_a_parsed_body_is_checked_by_max_attempts():
+def test_retry_in_a_parsed_body_is_checked_by_to_command():
     body = encode({**VALID, "retry": {"max_attempts": 21}})
     request = parse_schedule_body(body, "application/json")  # the shape is checked later
     with pytest.raises(InvalidRequest) as caught:
-        request.max_attempts()
+        request.to_command(registry(), NOW)
     assert [p.field for p in caught.value.problems] == ["retry.max_attempts"]

@@ -12,15 +12,16 @@ import pytest
 from botocore.exceptions import ClientError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from task_scheduler.errors import DependencyFailure
 from task_scheduler.signing import (
     SECRET_BYTES,
     InvalidSecret,
     SecretsManagerSecret,
     SigningSecret,
-    StaticSecret,
     generate_secret,
     secret_from_stored,
 )
+from tests.support.fakes import StaticSecret
 
 # The example secret and message of the Standard Webhooks specification's test vector.
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -268,7 +269,7 @@ def test_raw_stored_secret_is_read_too():
 def test_failed_read_is_raised_and_not_cached():
     client = FakeSecretsManager(SECRET, fail=1)
     source = SecretsManagerSecret(client, "arn:signing")
-    with pytest.raises(ClientError):
+    with pytest.raises(DependencyFailure):
         source.get()
     assert source.get() is source.get()
     assert len(client.calls) == 2

@@ -1,4 +1,5 @@
-"""Unit tests for triggers.EventBridgeTriggers over small fakes of the events and lambda clients.
+"""Unit tests for triggers.EventBridgeRules and EventBridgeRuleRemover over small fakes of the
+events and lambda clients.
 
 A task runs through one EventBridge rule (a cron for its minute, or the client's recurring cron)
 whose single target invokes the execute function with `{"task_id": "<id>"}`; an imminent task is
@@ -12,7 +13,13 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from task_scheduler.errors import DependencyFailure, InvalidRequest
 from task_scheduler.model import TriggerKind
-from task_scheduler.triggers import TARGET_ID, EventBridgeTriggers, execute_input, rule_name
+from task_scheduler.triggers import (
+    TARGET_ID,
+    EventBridgeRuleRemover,
+    EventBridgeRules,
+    execute_input,
+    rule_name,
+)
 
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
 PREFIX = "task-scheduler"
@@ -82,7 +89,7 @@ def lambda_(calls):
 
 @pytest.fixture
 def triggers(events, lambda_):
-    return EventBridgeTriggers(events, lambda_, PREFIX, ARN)
+    return EventBridgeRules(events, lambda_, PREFIX, ARN)
 
 
 def operations(calls):
@@ -277,13 +284,6 @@ def test_put_targets_failure_is_reported_even_when_deleting_the_rule_fails(trigg
     assert operations(calls) == ["put_rule", "put_targets", "delete_rule"]
 
 
-def test_arming_without_the_execute_functions_arn_is_a_programming_error(events, calls):
-    triggers = EventBridgeTriggers(events, None, PREFIX, None)
-    with pytest.raises(RuntimeError, match="ARN"):
-        triggers.arm(TASK_ID, LATER, None, False, NOW)
-    assert calls == []
-
-
 # --- disarm -----------------------------------------------------------------------------------
 
 
@@ -293,7 +293,7 @@ def test_disarm_removes_the_target_then_the_rule(triggers, calls):
 
 
 def test_disarm_works_on_the_execute_side_without_lambda_or_arn(events, calls):
-    EventBridgeTriggers(events, None, PREFIX, None).disarm(TASK_ID)
+    EventBridgeRuleRemover(events, PREFIX).disarm(TASK_ID)
     assert calls == REMOVE_RULE
 
 

@@ -2,13 +2,14 @@
 
 import pytest
 
-from task_scheduler.actions import ActionContext, build_registry
+from task_scheduler.actions import ActionContext, validators
 from task_scheduler.actions.webhook import (
     DEFAULT_METHOD,
     DEFAULT_TIMEOUT_SECONDS,
     MAX_URL_LENGTH,
-    WebhookAction,
+    WebhookPerformer,
     WebhookRequest,
+    WebhookValidator,
     parse_webhook_payload,
 )
 from task_scheduler.addresses import NameNotResolved
@@ -434,7 +435,7 @@ def test_every_field_at_fault_is_named_in_one_error():
 
 
 def test_webhook_action_validates_with_the_same_rules():
-    action = WebhookAction(resolver=public_resolver)
+    action = WebhookValidator(resolver=public_resolver)
     assert action.name == "webhook"
     assert action.validate({"url": URL, "method": "get"}).method == "GET"
     with pytest.raises(InvalidRequest):
@@ -450,15 +451,9 @@ def test_webhook_action_hands_the_parsed_request_to_its_deliverer():
             return "result"
 
     context = ActionContext(task_id="t", run_id="t:1", attempt=1)
-    result = WebhookAction(Deliverer()).execute({"url": URL, "data": [1]}, context)
+    result = WebhookPerformer(Deliverer()).execute({"url": URL, "data": [1]}, context)
     assert result == "result"
     assert seen == [(WebhookRequest(url=URL, has_data=True, data=[1]), context)]
-
-
-def test_webhook_action_without_deliverer_cannot_execute():
-    context = ActionContext(task_id="t", run_id="t:1", attempt=1)
-    with pytest.raises(RuntimeError, match="without a deliverer"):
-        WebhookAction().execute({"url": URL}, context)
 
 
 # --- the target's addresses (contract section 5) ----------------------------------------------
@@ -473,7 +468,7 @@ def refusal(action, url):
 
 def test_public_target_is_accepted_and_looked_up_with_its_port():
     resolver = RecordingResolver(PUBLIC)
-    action = WebhookAction(resolver=resolver)
+    action = WebhookValidator(resolver=resolver)
     assert action.validate({"url": URL}).url == URL
     action.validate({"url": "http://example.com/x"})
     action.validate({"url": "https://example.com:8443/x"})
@@ -501,14 +496,14 @@ def test_public_target_is_accepted_and_looked_up_with_its_port():
     ],
 )
 def test_target_resolving_to_a_forbidden_address_is_refused(address, category):
-    problem = refusal(WebhookAction(resolver=RecordingResolver(address)), URL)
+    problem = refusal(WebhookValidator(resolver=RecordingResolver(address)), URL)
     assert problem.field == "payload.url"
     assert problem.problem.startswith("is refused: example.com resolves to ")
     assert category in problem.problem
 
 
 def test_one_forbidden_address_among_public_ones_is_enough_to_refuse():
-    action = WebhookAction(resolver=RecordingResolver(PUBLIC, "10.0.0.7"))
+    action = WebhookValidator(resolver=RecordingResolver(PUBLIC, "10.0.0.7"))
     problem = refusal(action, URL)
     assert problem.problem.startswith("is refused")
     assert "10.0.0.7" in problem.problem
@@ -520,7 +515,7 @@ def test_one_forbidden_address_among_public_ones_is_enough_to_refuse():
 )
 def test_forbidden_ip_literal_is_refused_without_a_lookup(url):
     resolver = RecordingResolver(PUBLIC)
-    problem = refusal(WebhookAction(resolver=resolver), url)
+    problem = refusal(WebhookValidator(resolver=resolver), url)
     assert problem.field == "payload.url"
     assert problem.problem.startswith("is refused")
     assert resolver.calls == []
@@ -528,21 +523,21 @@ def test_forbidden_ip_literal_is_refused_without_a_lookup(url):
 
 def test_loopback_is_allowed_only_when_loopback_is_allowed():
     resolver = RecordingResolver("127.0.0.1")
-    assert refusal(WebhookAction(resolver=resolver), URL).problem.startswith("is refused")
-    allowed = WebhookAction(allow_loopback=True, resolver=resolver)
+    assert refusal(WebhookValidator(resolver=resolver), URL).problem.startswith("is refused")
+    allowed = WebhookValidator(allow_loopback=True, resolver=resolver)
     assert allowed.validate({"url": URL}).url == URL
     assert allowed.validate({"url": "http://127.0.0.1:3000/hook"}).url
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "169.254.169.254", "::ffff:192.168.0.1"])
 def test_allowing_loopback_does_not_allow_other_forbidden_addresses(address):
-    action = WebhookAction(allow_loopback=True, resolver=RecordingResolver(address))
+    action = WebhookValidator(allow_loopback=True, resolver=RecordingResolver(address))
     assert refusal(action, URL).problem.startswith("is refused")
 
 
 def test_name_that_does_not_resolve_is_accepted_and_checked_again_when_sent():
     resolver = RecordingResolver(raises=NameNotResolved("no.such.example did not resolve"))
-    action = WebhookAction(resolver=resolver)
+    action = WebhookValidator(resolver=resolver)
     request = action.validate({"url": "https://no.such.example/hook"})
     assert request.url == "https://no.such.example/hook"
     assert resolver.calls == [("no.such.example", 443)]
@@ -551,15 +546,15 @@ def test_name_that_does_not_resolve_is_accepted_and_checked_again_when_sent():
 def test_target_is_not_looked_up_when_the_payload_is_invalid():
     resolver = RecordingResolver("127.0.0.1")
     with pytest.raises(InvalidRequest) as caught:
-        WebhookAction(resolver=resolver).validate({"url": URL, "method": "TRACE"})
+        WebhookValidator(resolver=resolver).validate({"url": URL, "method": "TRACE"})
     assert [p.field for p in caught.value.problems] == ["payload.method"]
     assert resolver.calls == []
 
 
 def test_registry_passes_allow_loopback_and_the_resolver_to_the_webhook_action():
     resolver = RecordingResolver("127.0.0.1")
-    strict = build_registry(allow_loopback=False, resolver=resolver).get("webhook")
+    strict = validators(allow_loopback=False, resolver=resolver).get("webhook")
     assert refusal(strict, URL).problem.startswith("is refused")
-    local = build_registry(allow_loopback=True, resolver=resolver).get("webhook")
+    local = validators(allow_loopback=True, resolver=resolver).get("webhook")
     assert local.validate({"url": URL}).url == URL
     assert resolver.calls == [("example.com", 443), ("example.com", 443)]

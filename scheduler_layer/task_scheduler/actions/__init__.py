@@ -1,13 +1,18 @@
-"""The action registry. An action is one module: it validates its payload when a task is scheduled
-and performs it when the task runs. Adding one means a new module and one line in `build_registry`.
+"""The action registry. An action is one module with two roles: the API function validates its
+payload when a task is scheduled (`ActionValidator`), the execute function performs it when the
+task runs (`ActionPerformer`). Adding one means a new module and one line in each builder below.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from task_scheduler.errors import FieldProblem, InvalidRequest
+
+if TYPE_CHECKING:
+    from task_scheduler.actions.webhook import WebhookDeliverer
+    from task_scheduler.addresses import Resolver
 
 
 @dataclass(frozen=True)
@@ -31,32 +36,45 @@ class ActionResult:
     response_excerpt: str | None = None
 
 
-class Action(Protocol):
+class ActionValidator(Protocol):
     name: str
 
     def validate(self, payload: Any) -> Any:
-        """Checks a payload, raising InvalidRequest with fields named `payload.<name>`."""
+        """The action's typed request from a payload, or InvalidRequest with fields named
+        `payload.<name>`."""
         ...
+
+
+class ActionPerformer(Protocol):
+    name: str
 
     def execute(self, payload: Any, context: ActionContext) -> ActionResult: ...
 
 
-class ActionRegistry:
-    def __init__(self, actions: list[Action]) -> None:
+class ActionRegistry[ActionRole: (ActionValidator, ActionPerformer)]:
+    """The actions of one role, by name."""
+
+    def __init__(self, actions: list[ActionRole]) -> None:
         self._actions = {action.name: action for action in actions}
+        self._supported = ", ".join(f'"{name}"' for name in sorted(self._actions))
 
     @property
     def names(self) -> list[str]:
         return sorted(self._actions)
 
-    def get(self, name: object) -> Action:
+    def get(self, name: object) -> ActionRole:
         """The action called `name`, or InvalidRequest naming `action` and the supported ones."""
-        supported = ", ".join(f'"{n}"' for n in self.names)
         if name is None:
-            raise InvalidRequest([FieldProblem("action", f"is required (supported: {supported})")])
+            raise InvalidRequest(
+                [FieldProblem("action", f"is required (supported: {self._supported})")]
+            )
         if not isinstance(name, str) or name not in self._actions:
             raise InvalidRequest(
-                [FieldProblem("action", f"{_show(name)} is not supported (supported: {supported})")]
+                [
+                    FieldProblem(
+                        "action", f"{_show(name)} is not supported (supported: {self._supported})"
+                    )
+                ]
             )
         return self._actions[name]
 
@@ -66,14 +84,19 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def build_registry(
-    *, allow_loopback: bool, resolver: Any = None, webhook_deliverer: Any = None
-) -> ActionRegistry:
-    """Every action the scheduler supports. The API side passes no deliverer: it only validates.
-    `resolver` (host, port → addresses) defaults to the system's DNS."""
-    from task_scheduler.actions.webhook import WebhookAction
+def validators(
+    *, allow_loopback: bool, resolver: Resolver | None = None
+) -> ActionRegistry[ActionValidator]:
+    """What the API function checks payloads with. `resolver` (host, port → addresses) defaults
+    to the system's DNS."""
+    from task_scheduler.actions.webhook import WebhookValidator
     from task_scheduler.addresses import system_resolver
 
-    return ActionRegistry(
-        [WebhookAction(webhook_deliverer, allow_loopback, resolver or system_resolver)]
-    )
+    return ActionRegistry([WebhookValidator(allow_loopback, resolver or system_resolver)])
+
+
+def performers(*, webhook_deliverer: WebhookDeliverer) -> ActionRegistry[ActionPerformer]:
+    """What the execute function runs tasks with."""
+    from task_scheduler.actions.webhook import WebhookPerformer
+
+    return ActionRegistry([WebhookPerformer(webhook_deliverer)])

@@ -68,16 +68,12 @@ class WebhookDeliverer(Protocol):
     def deliver(self, request: WebhookRequest, context: ActionContext) -> ActionResult: ...
 
 
-class WebhookAction:
+class WebhookValidator:
+    """The API side: the payload's shape and its target's addresses."""
+
     name = "webhook"
 
-    def __init__(
-        self,
-        deliverer: WebhookDeliverer | None = None,
-        allow_loopback: bool = False,
-        resolver: Resolver = system_resolver,
-    ) -> None:
-        self._deliverer = deliverer
+    def __init__(self, allow_loopback: bool = False, resolver: Resolver = system_resolver) -> None:
         self._allow_loopback = allow_loopback
         self._resolver = resolver
 
@@ -86,9 +82,16 @@ class WebhookAction:
         check_target(request.url, self._allow_loopback, self._resolver)
         return request
 
+
+class WebhookPerformer:
+    """The execute side: the stored payload, delivered (the deliverer checks the target again)."""
+
+    name = "webhook"
+
+    def __init__(self, deliverer: WebhookDeliverer) -> None:
+        self._deliverer = deliverer
+
     def execute(self, payload: Any, context: ActionContext) -> ActionResult:
-        if self._deliverer is None:
-            raise RuntimeError("the webhook action was built without a deliverer")
         return self._deliverer.deliver(parse_webhook_payload(payload), context)
 
 

@@ -1,4 +1,5 @@
-"""Unit tests for service.Scheduler with small in-memory fakes (no AWS).
+"""Unit tests for scheduling.Scheduler with small in-memory fakes (no AWS), and for the edge that
+turns a request into its command (ScheduleRequest.to_command).
 
 Contract sections 1 and 2: a 201 only once the trigger is armed; bad input and failed dependencies
 leave nothing behind; unknown and never-acknowledged tasks are 404.
@@ -14,12 +15,14 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools import Logger
 
-from task_scheduler import service
-from task_scheduler.actions import build_registry
+from task_scheduler import scheduling
+from task_scheduler.actions import validators
 from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest, TaskNotFound
 from task_scheduler.model import TaskStatus, TriggerKind
+from task_scheduler.responses import task_view
 from task_scheduler.schedule_request import ScheduleRequest
-from task_scheduler.service import Scheduler
+from task_scheduler.scheduling import Scheduler
+from tests.support.fakes import FakeClock, FakeStore, FakeTriggers, RecordingLogger
 
 NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
@@ -34,103 +37,12 @@ def public_resolver(host, port):
 
 
 def registry(resolver=public_resolver, allow_loopback=False):
-    return build_registry(allow_loopback=allow_loopback, resolver=resolver)
+    return validators(allow_loopback=allow_loopback, resolver=resolver)
 
 
-class FakeClock:
-    def __init__(self, now):
-        self.current = now
-
-    def now(self):
-        return self.current
-
-    def sleep(self, seconds):
-        raise AssertionError("the scheduler must not sleep")
-
-
-class FakeStore:
-    """The TaskStore methods the Scheduler uses, over a dict; every call goes to `log`.
-
-    A name in `fail_on` makes that call raise DependencyFailure before it changes anything; a
-    name in `ambiguous_on` makes it apply its change and then raise (a write that succeeded but
-    whose answer was lost, e.g. a timeout).
-    """
-
-    def __init__(self, log):
-        self.log = log
-        self.tasks = {}
-        self.fail_on = set()
-        self.ambiguous_on = set()
-
-    def _enter(self, name, *args):
-        self.log.append((name, *args))
-        if name in self.fail_on:
-            raise DependencyFailure(f"Could not {name}: DynamoDB answered InternalServerError.")
-
-    def _leave(self, name):
-        if name in self.ambiguous_on:
-            raise DependencyFailure(f"Could not {name}: the answer timed out.")
-
-    def get(self, task_id):
-        self._enter("get", task_id)
-        return self.tasks.get(task_id)
-
-    def create_pending(self, task, now):
-        self._enter("create_pending", task.task_id)
-        assert task.status is TaskStatus.PENDING
-        self.tasks[task.task_id] = task
-        self._leave("create_pending")
-
-    def mark_scheduled(self, task_id, trigger, now):
-        self._enter("mark_scheduled", task_id, trigger)
-        task = self.tasks[task_id]
-        assert task.status is TaskStatus.PENDING
-        self.tasks[task_id] = task.with_changes(status=TaskStatus.SCHEDULED, trigger=trigger)
-        self._leave("mark_scheduled")
-
-    def delete_unacknowledged(self, task_id):
-        # The same condition as the real store: pending or scheduled, never once it runs.
-        self._enter("delete_unacknowledged", task_id)
-        task = self.tasks.get(task_id)
-        if task is not None and task.status in (TaskStatus.PENDING, TaskStatus.SCHEDULED):
-            del self.tasks[task_id]
-
-
-class FakeTriggers:
-    """`fail_arm` / `fail_disarm`: an exception to raise (before changing anything)."""
-
-    def __init__(self, log, kind=TriggerKind.RULE):
-        self.log = log
-        self.kind = kind
-        self.armed = {}
-        self.fail_arm = None
-        self.fail_disarm = None
-
-    def arm(self, task_id, fire_at, cron, recurring, now):
-        self.log.append(("arm", task_id))
-        if self.fail_arm is not None:
-            raise self.fail_arm
-        self.armed[task_id] = (fire_at, cron, recurring, now)
-        return self.kind
-
-    def disarm(self, task_id):
-        self.log.append(("disarm", task_id))
-        if self.fail_disarm is not None:
-            raise self.fail_disarm
-        self.armed.pop(task_id, None)
-
-
-class RecordingLogger:
-    """Stands in for the service module's logger: keeps (level, message) of every call."""
-
-    def __init__(self):
-        self.lines = []
-
-    def __getattr__(self, level):
-        def record(message, *args, **kwargs):
-            self.lines.append((level, message))
-
-        return record
+def clock():
+    """The scheduler's clock: it must never sleep."""
+    return FakeClock(NOW, can_sleep=False)
 
 
 def arm_failure():
@@ -155,7 +67,7 @@ def log():
 
 @pytest.fixture
 def store(log):
-    return FakeStore(log)
+    return FakeStore(log=log)
 
 
 @pytest.fixture
@@ -165,18 +77,27 @@ def triggers(log):
 
 @pytest.fixture
 def scheduler(store, triggers):
-    return Scheduler(store, triggers, registry(), FakeClock(NOW), new_id=lambda: TASK_ID)
+    return Scheduler(store, triggers, clock(), new_id=lambda: TASK_ID)
 
 
 def request(run_at="2030-05-19T19:56:00+02:00", payload=PAYLOAD, action="webhook", retry=None):
     return ScheduleRequest(action=action, payload=payload, run_at=run_at, retry=retry)
 
 
+def submit(scheduler, scheduled, actions=None):
+    """What the API does with a request: checked at the edge (an invalid one raises
+    InvalidRequest there, before the scheduler is reached), then its command scheduled."""
+    command = scheduled.to_command(actions or registry(), NOW)
+    return scheduler.schedule(command)
+
+
 # --- success ----------------------------------------------------------------------------------
 
 
 def test_success_writes_pending_then_arms_then_marks_scheduled(scheduler, store, triggers, log):
-    task, schedule = scheduler.schedule(request())
+    command = request().to_command(registry(), NOW)
+    task = scheduler.schedule(command)
+    schedule = command.schedule
     assert log == [
         ("create_pending", TASK_ID),
         ("arm", TASK_ID),
@@ -202,7 +123,9 @@ def test_success_writes_pending_then_arms_then_marks_scheduled(scheduler, store,
 
 
 def test_cron_task_arms_the_expression_as_recurring(scheduler, triggers):
-    task, schedule = scheduler.schedule(request(run_at="cron(0/15 * * * ? *)"))
+    command = request(run_at="cron(0/15 * * * ? *)").to_command(registry(), NOW)
+    task = scheduler.schedule(command)
+    schedule = command.schedule
     assert task.run_at == "cron(0/15 * * * ? *)"
     assert task.next_run_at == "2030-05-19T17:15:00Z"
     assert task.recurring is True
@@ -216,7 +139,7 @@ def test_cron_task_arms_the_expression_as_recurring(scheduler, triggers):
 
 
 def test_single_moment_cron_is_armed_as_a_one_shot(scheduler, triggers):
-    task, _ = scheduler.schedule(request(run_at="cron(30 9 1 1 ? 2031)"))
+    task = submit(scheduler, request(run_at="cron(30 9 1 1 ? 2031)"))
     assert task.recurring is False
     assert triggers.armed[TASK_ID][1:3] == ("cron(30 9 1 1 ? 2031)", False)
 
@@ -224,9 +147,9 @@ def test_single_moment_cron_is_armed_as_a_one_shot(scheduler, triggers):
 def test_default_ids_are_uuid4(store, triggers):
     import uuid
 
-    scheduler = Scheduler(store, triggers, registry(), FakeClock(NOW))
-    first, _ = scheduler.schedule(request())
-    second, _ = scheduler.schedule(request())
+    scheduler = Scheduler(store, triggers, clock())
+    first = submit(scheduler, request())
+    second = submit(scheduler, request())
     assert first.task_id != second.task_id
     for task_id in (first.task_id, second.task_id):
         assert uuid.UUID(task_id).version == 4
@@ -241,14 +164,14 @@ UNDO = [("disarm", TASK_ID), ("delete_unacknowledged", TASK_ID)]
 @pytest.fixture
 def service_log(monkeypatch):
     recorder = RecordingLogger()
-    monkeypatch.setattr(service, "logger", recorder)
+    monkeypatch.setattr(scheduling, "logger", recorder)
     return recorder
 
 
 def test_failed_arm_propagates_and_undoes_both_steps(scheduler, store, triggers, log):
     triggers.fail_arm = failure = arm_failure()
     with pytest.raises(DependencyFailure) as caught:
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert caught.value is failure
     # A failed arm may still have left a trigger behind (an ambiguous answer): disarm it too.
     assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), *UNDO]
@@ -263,7 +186,7 @@ def test_arm_rejected_as_invalid_is_a_400_and_undone(scheduler, store, triggers,
     )
     triggers.fail_arm = rejected
     with pytest.raises(InvalidRequest) as caught:
-        scheduler.schedule(request(run_at="cron(0/15 * * * ? *)"))
+        submit(scheduler, request(run_at="cron(0/15 * * * ? *)"))
     assert caught.value is rejected
     assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), *UNDO]
     assert store.tasks == {}
@@ -272,7 +195,7 @@ def test_arm_rejected_as_invalid_is_a_400_and_undone(scheduler, store, triggers,
 def test_failed_mark_scheduled_disarms_and_deletes_the_row(scheduler, store, triggers, log):
     store.fail_on.add("mark_scheduled")
     with pytest.raises(DependencyFailure, match="mark_scheduled"):
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert log == [
         ("create_pending", TASK_ID),
         ("arm", TASK_ID),
@@ -288,7 +211,7 @@ def test_ambiguous_mark_scheduled_is_a_success(scheduler, store, triggers, log):
     # The write landed (the row is `scheduled`) but every answer was lost: reading it back
     # shows the task scheduled with its trigger armed, so the client gets its 201.
     store.ambiguous_on.add("mark_scheduled")
-    task, _ = scheduler.schedule(request())
+    task = submit(scheduler, request())
     assert task.status is TaskStatus.SCHEDULED
     assert log == [
         ("create_pending", TASK_ID),
@@ -303,7 +226,7 @@ def test_ambiguous_mark_scheduled_is_a_success(scheduler, store, triggers, log):
 def test_failed_create_pending_arms_nothing(scheduler, store, triggers, log):
     store.fail_on.add("create_pending")
     with pytest.raises(DependencyFailure):
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert log == [("create_pending", TASK_ID), ("delete_unacknowledged", TASK_ID)]
     assert triggers.armed == {}
 
@@ -314,7 +237,7 @@ def test_failing_delete_in_undo_still_raises_the_original_failure(
     triggers.fail_arm = failure = arm_failure()
     store.fail_on.add("delete_unacknowledged")
     with pytest.raises(DependencyFailure) as caught:
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert caught.value is failure
     assert log[-2:] == UNDO
     assert service_log.lines == [("exception", "undo: could not remove the row")]
@@ -328,7 +251,7 @@ def test_failing_disarm_in_undo_still_deletes_the_row(scheduler, store, triggers
     store.fail_on.add("mark_scheduled")
     triggers.fail_disarm = disarm_failure()
     with pytest.raises(DependencyFailure, match="mark_scheduled"):
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert log[-2:] == UNDO
     assert store.tasks == {}
     assert service_log.lines == [("exception", "undo: could not remove the trigger")]
@@ -340,7 +263,7 @@ def test_failed_create_pending_removes_what_may_have_landed(scheduler, store, tr
     # A PutItem applied with every answer lost leaves a row: it is deleted before the 503.
     store.ambiguous_on.add("create_pending")
     with pytest.raises(DependencyFailure):
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert log == [("create_pending", TASK_ID), ("delete_unacknowledged", TASK_ID)]
     assert store.tasks == {}
     assert triggers.armed == {}
@@ -353,7 +276,7 @@ def test_both_undo_steps_failing_still_raise_the_original_failure(
     triggers.fail_disarm = disarm_failure()
     store.fail_on.add("delete_unacknowledged")
     with pytest.raises(DependencyFailure) as caught:
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert caught.value is failure
     assert log == [("create_pending", TASK_ID), ("arm", TASK_ID), *UNDO]
     assert service_log.lines == [
@@ -371,7 +294,7 @@ def test_invalid_request_names_every_field_and_touches_nothing(scheduler, store,
         payload={"url": "ftp://example.com", "timeout_seconds": 99, "extra": 1},
     )
     with pytest.raises(InvalidRequest) as caught:
-        scheduler.schedule(bad)
+        submit(scheduler, bad)
     assert [p.field for p in caught.value.problems] == [
         "payload.extra",
         "payload.url",
@@ -386,7 +309,7 @@ def test_invalid_request_names_every_field_and_touches_nothing(scheduler, store,
 
 def test_unknown_action_and_bad_run_at_are_both_reported(scheduler, log):
     with pytest.raises(InvalidRequest) as caught:
-        scheduler.schedule(request(action="email", run_at="cron(0 18 * * * *)"))
+        submit(scheduler, request(action="email", run_at="cron(0 18 * * * *)"))
     assert [p.field for p in caught.value.problems] == ["action", "run_at"]
     assert 'supported: "webhook"' in caught.value.problems[0].problem
     assert log == []
@@ -394,7 +317,7 @@ def test_unknown_action_and_bad_run_at_are_both_reported(scheduler, log):
 
 def test_missing_everything_is_reported_at_once(scheduler, log):
     with pytest.raises(InvalidRequest) as caught:
-        scheduler.schedule(ScheduleRequest(action="webhook", payload=None, run_at=None))
+        submit(scheduler, ScheduleRequest(action="webhook", payload=None, run_at=None))
     assert [(p.field, p.problem) for p in caught.value.problems] == [
         ("payload", "is required"),
         ("run_at", "is required"),
@@ -403,16 +326,16 @@ def test_missing_everything_is_reported_at_once(scheduler, log):
 
 
 def test_retry_max_attempts_is_kept_on_the_task(scheduler, store):
-    task, _ = scheduler.schedule(request(retry={"max_attempts": 12}))
+    task = submit(scheduler, request(retry={"max_attempts": 12}))
     assert task.max_attempts == 12
     assert store.tasks[TASK_ID].max_attempts == 12
-    assert task.to_api()["retry"] == {"max_attempts": 12}
+    assert task_view(task)["retry"] == {"max_attempts": 12}
 
 
 def test_bad_retry_is_reported_with_the_other_problems_and_touches_nothing(scheduler, log):
     bad = request(run_at="2030-05-19T16:00:00Z", retry={"max_attempts": 0})
     with pytest.raises(InvalidRequest) as caught:
-        scheduler.schedule(bad)
+        submit(scheduler, bad)
     assert [p.field for p in caught.value.problems] == ["run_at", "retry.max_attempts"]
     assert log == []
 
@@ -427,9 +350,9 @@ def test_target_resolving_to_a_forbidden_address_is_refused_and_touches_nothing(
         resolved.append((host, port))
         return [address]
 
-    scheduler = Scheduler(store, triggers, registry(resolver), FakeClock(NOW), lambda: TASK_ID)
+    scheduler = Scheduler(store, triggers, clock(), lambda: TASK_ID)
     with pytest.raises(InvalidRequest) as caught:
-        scheduler.schedule(request())
+        submit(scheduler, request(), registry(resolver))
     [problem] = caught.value.problems
     assert problem.field == "payload.url"
     assert problem.problem.startswith("is refused")
@@ -441,8 +364,8 @@ def test_target_resolving_to_a_forbidden_address_is_refused_and_touches_nothing(
 
 def test_loopback_target_is_scheduled_when_loopback_is_allowed(store, triggers):
     actions = registry(lambda host, port: ["127.0.0.1"], allow_loopback=True)
-    scheduler = Scheduler(store, triggers, actions, FakeClock(NOW), lambda: TASK_ID)
-    task, _ = scheduler.schedule(request(payload={"url": "http://localhost:8080/hook"}))
+    scheduler = Scheduler(store, triggers, clock(), lambda: TASK_ID)
+    task = submit(scheduler, request(payload={"url": "http://localhost:8080/hook"}), actions)
     assert task.status is TaskStatus.SCHEDULED
 
 
@@ -450,7 +373,7 @@ def test_loopback_target_is_scheduled_when_loopback_is_allowed(store, triggers):
 
 
 def test_get_returns_a_scheduled_task(scheduler):
-    scheduled, _ = scheduler.schedule(request())
+    scheduled = submit(scheduler, request())
     task = scheduler.get(TASK_ID)
     assert task.status is TaskStatus.SCHEDULED
     assert task.task_id == scheduled.task_id
@@ -479,7 +402,7 @@ def test_get_of_a_pending_task_is_not_found(scheduler, store, triggers):
     triggers.fail_arm = arm_failure()
     store.fail_on.add("delete_unacknowledged")  # leaves the pending row behind
     with pytest.raises(DependencyFailure):
-        scheduler.schedule(request())
+        submit(scheduler, request())
     assert store.tasks[TASK_ID].status is TaskStatus.PENDING
     with pytest.raises(TaskNotFound):
         scheduler.get(TASK_ID)
@@ -491,10 +414,10 @@ ORPHAN_SCRIPT = textwrap.dedent(
     """
     from datetime import UTC, datetime
 
-    from task_scheduler.actions import build_registry
+    from task_scheduler.actions import validators
     from task_scheduler.model import TriggerKind
     from task_scheduler.schedule_request import ScheduleRequest
-    from task_scheduler.service import Scheduler
+    from task_scheduler.scheduling import Scheduler
 
     class Clock:
         def now(self):
@@ -507,11 +430,10 @@ ORPHAN_SCRIPT = textwrap.dedent(
     class Triggers:
         def arm(self, task_id, fire_at, cron, recurring, now): return TriggerKind.RULE
 
-    actions = build_registry(allow_loopback=False, resolver=lambda host, port: ["93.184.215.14"])
-    scheduler = Scheduler(Store(), Triggers(), actions, Clock())
-    task, _ = scheduler.schedule(
-        ScheduleRequest("webhook", {"url": "https://example.com"}, "2030-05-19T18:00:00Z")
-    )
+    actions = validators(allow_loopback=False, resolver=lambda host, port: ["93.184.215.14"])
+    request = ScheduleRequest("webhook", {"url": "https://example.com"}, "2030-05-19T18:00:00Z")
+    scheduler = Scheduler(Store(), Triggers(), Clock())
+    task = scheduler.schedule(request.to_command(actions, Clock().now()))
     print(task.status.value)
     """
 )

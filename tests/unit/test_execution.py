@@ -1,4 +1,5 @@
-"""Unit tests for service.Executor with a fake clock, store, triggers and action (no AWS, no sleep).
+"""Unit tests for execution.Executor with a fake clock, store, triggers, retry queue, dead letters
+and action (no AWS, no sleep).
 
 Contract sections 3 and 4: a task never fires before its run time, runs once per occurrence,
 records what happened, and a recurring task returns to `scheduled` for its next occurrence.
@@ -9,17 +10,23 @@ from random import Random
 
 import pytest
 
-from task_scheduler import service
+from task_scheduler import execution
 from task_scheduler.actions import ActionRegistry, ActionResult
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.model import MAX_RECORDED_ATTEMPTS, Attempt, Task, TaskStatus, TriggerKind
-from task_scheduler.service import (
-    INTERRUPTED_AFTER,
+from task_scheduler.execution import (
     PENDING_GRACE,
     PENDING_POLL_SECONDS,
     QUEUE_EARLY_TOLERANCE,
     Executor,
     RunOutcome,
+)
+from task_scheduler.model import (
+    INTERRUPTED_AFTER,
+    MAX_RECORDED_ATTEMPTS,
+    Attempt,
+    Task,
+    TaskStatus,
+    TriggerKind,
 )
 from task_scheduler.timing import (
     MAX_EARLY_ARRIVAL,
@@ -28,135 +35,19 @@ from task_scheduler.timing import (
     parse_stored_utc,
     retry_delay,
 )
+from tests.support.fakes import (
+    FakeClock,
+    FakeDeadLetters,
+    FakeRetryQueue,
+    FakeStore,
+    FakeTriggerRemoval,
+    RecordingLogger,
+)
 
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
 DUE = datetime(2030, 5, 19, 17, 56, 0, tzinfo=UTC)
 RETENTION = timedelta(days=30)
 PAYLOAD = {"url": "https://example.com/hook", "data": {"n": 1}}
-
-
-class FakeClock:
-    """now() is settable; sleep(s) advances it by exactly s and records s."""
-
-    def __init__(self, now):
-        self.current = now
-        self.sleeps = []
-
-    def now(self):
-        return self.current
-
-    def sleep(self, seconds):
-        assert seconds > 0
-        self.sleeps.append(seconds)
-        self.current += timedelta(seconds=seconds)
-
-
-class FakeStore:
-    """TaskStore's execute-side methods over a dict, with the same conditions as DynamoDB."""
-
-    def __init__(self, *tasks):
-        self.tasks = {task.task_id: task for task in tasks}
-        self.claims = []
-        self.records = []
-        self.retries = []
-        self.events = []  # shared with the fake dead letters, to check the order of writes
-        self.lose_claims = False
-        self.lose_records = False
-
-    def get(self, task_id):
-        return self.tasks.get(task_id)
-
-    def claim(self, task_id, due, now):
-        self.claims.append((task_id, due, now))
-        task = self.tasks.get(task_id)
-        if self.lose_claims or task is None:
-            return False
-        if task.status is not TaskStatus.SCHEDULED or task.next_run_at != due:
-            return False
-        self.tasks[task_id] = task.with_changes(
-            status=TaskStatus.RUNNING, updated_at=format_utc(now)
-        )
-        return True
-
-    def record_run(self, task, status, attempt, now, *, next_run_at, error, retention):
-        self.events.append(("record_run", status))
-        self.records.append(
-            {
-                "status": status,
-                "attempt": attempt,
-                "now": now,
-                "next_run_at": next_run_at,
-                "error": error,
-                "retention": retention,
-            }
-        )
-        current = self.tasks.get(task.task_id)
-        # Conditional on `running`, like the real write; False when another invocation won.
-        if self.lose_records or current is None or current.status is not TaskStatus.RUNNING:
-            return False
-        self.tasks[task.task_id] = current.with_changes(
-            status=status,
-            updated_at=format_utc(now),
-            attempts=(*task.attempts, attempt)[-MAX_RECORDED_ATTEMPTS:],
-            runs=current.runs + 1,
-            next_run_at=next_run_at,
-            last_error=error,
-            run_attempts=0,
-        )
-        return True
-
-    def record_retry(self, task, attempt, retry_at, now, error):
-        self.events.append(("record_retry", retry_at))
-        self.retries.append({"attempt": attempt, "retry_at": retry_at, "now": now, "error": error})
-        current = self.tasks.get(task.task_id)
-        if self.lose_records or current is None or current.status is not TaskStatus.RUNNING:
-            return False
-        self.tasks[task.task_id] = current.with_changes(
-            status=TaskStatus.SCHEDULED,
-            updated_at=format_utc(now),
-            attempts=(*task.attempts, attempt)[-MAX_RECORDED_ATTEMPTS:],
-            run_attempts=task.run_attempts + 1,
-            next_run_at=retry_at,
-            last_error=error or "failed",
-        )
-        return True
-
-
-class FakeRetryQueue:
-    def __init__(self, events, fail=False):
-        self.events = events
-        self.fail = fail
-        self.armed = []
-
-    def arm_at(self, task_id, at, now):
-        self.events.append(("arm_at", task_id))
-        if self.fail:
-            raise DependencyFailure("Could not queue the task's next attempt.")
-        self.armed.append((task_id, at, now))
-
-
-class FakeDeadLetters:
-    def __init__(self, events, fail=False):
-        self.events = events
-        self.fail = fail
-        self.sent = []
-
-    def send(self, task_id, run_at, error, attempts, now):
-        self.events.append(("dead_letter", task_id))
-        if self.fail:
-            raise DependencyFailure("Could not send the failed task to the dead-letter queue.")
-        self.sent.append((task_id, run_at, error, attempts, now))
-
-
-class FakeTriggers:
-    def __init__(self):
-        self.disarmed = []
-
-    def arm(self, task_id, fire_at, cron, recurring, now):
-        raise AssertionError("the executor never arms")
-
-    def disarm(self, task_id):
-        self.disarmed.append(task_id)
 
 
 class FakeAction:
@@ -200,15 +91,19 @@ def make_task(**changes):
 
 
 class World:
-    def __init__(self, task=None, now=DUE, *, retrying=False, seed=None, **action_options):
-        """`retrying`: with a fake retry queue and fake dead letters, as deployed."""
+    def __init__(self, task=None, now=DUE, *, seed=None, **action_options):
+        """With a fake retry queue and fake dead letters, as deployed."""
         self.clock = FakeClock(now)
         self.store = FakeStore(*([task] if task else []))
-        self.triggers = FakeTriggers()
+        self.triggers = FakeTriggerRemoval()
         self.action = FakeAction(self.clock, **action_options)
-        self.retry_queue = FakeRetryQueue(self.store.events) if retrying else None
-        self.dead_letters = FakeDeadLetters(self.store.events) if retrying else None
+        self.retry_queue = FakeRetryQueue(self.store.events)
+        self.dead_letters = FakeDeadLetters(self.store.events)
         self.seed = seed
+        self.rebuild()
+
+    def rebuild(self):
+        """(Re)builds the executor from the world's parts, after a test swapped one of them."""
         self.executor = Executor(
             self.store,
             self.triggers,
@@ -217,7 +112,7 @@ class World:
             RETENTION,
             retries=self.retry_queue,
             dead_letters=self.dead_letters,
-            rng=Random(seed) if seed is not None else None,
+            rng=Random(self.seed) if self.seed is not None else None,
         )
 
     def run(self, task_id=TASK_ID, requeue_early=False):
@@ -314,9 +209,7 @@ def test_clock_waking_early_is_slept_again_until_due():
     world = World(make_task(), now=DUE - timedelta(seconds=30))
     world.clock = EarlyWaker(DUE - timedelta(seconds=30))
     world.action.clock = world.clock
-    world.executor = Executor(
-        world.store, world.triggers, ActionRegistry([world.action]), world.clock, RETENTION
-    )
+    world.rebuild()
     world.run()
     assert world.clock.sleeps == [30.0, 2.0]
     assert world.action.calls[0][0] >= DUE
@@ -467,16 +360,17 @@ def test_recurring_next_occurrence_is_after_the_time_the_run_ended():
     world = World(cron_task("cron(0/15 * * * ? *)", "2030-05-19T17:45:00Z"))
     world.clock.current = datetime(2030, 5, 19, 17, 45, 0, tzinfo=UTC)
     world.action = SlowAction(world.clock)
-    world.executor = Executor(
-        world.store, world.triggers, ActionRegistry([world.action]), world.clock, RETENTION
-    )
+    world.rebuild()
     world.run()
     assert world.store.records[0]["next_run_at"] == "2030-05-19T18:15:00Z"
 
 
 def test_failed_run_of_a_recurring_task_is_recorded_and_rescheduled():
+    # One attempt allowed: the retryable failure ends the run (with attempts left it would be
+    # retried, now that the executor always has a retry queue).
     result = ActionResult(False, 10, status_code=500, error="HTTP 500", retryable=True)
-    world = World(cron_task("cron(0 18 * * ? *)", "2030-05-19T18:00:00Z"), result=result)
+    task = cron_task("cron(0 18 * * ? *)", "2030-05-19T18:00:00Z").with_changes(max_attempts=1)
+    world = World(task, result=result)
     world.clock.current = datetime(2030, 5, 19, 18, 0, 0, tzinfo=UTC)
     report = world.run()
     assert report.outcome is RunOutcome.RESCHEDULED
@@ -591,22 +485,9 @@ def test_interrupted_run_recorded_by_another_invocation_first_is_a_lost_claim():
 # --- the run's outcome could not be recorded --------------------------------------------------
 
 
-class RecordingLogger:
-    """Stands in for the service module's logger: keeps (level, message) of every call."""
-
-    def __init__(self):
-        self.lines = []
-
-    def __getattr__(self, level):
-        def record(message, *args, **kwargs):
-            self.lines.append((level, message))
-
-        return record
-
-
 def test_record_refused_because_the_task_changed_is_a_lost_claim(monkeypatch):
     recorder = RecordingLogger()
-    monkeypatch.setattr(service, "logger", recorder)
+    monkeypatch.setattr(execution, "logger", recorder)
     world = World(make_task())
     world.store.lose_records = True
     report = world.run()
@@ -731,9 +612,7 @@ ELAPSE = timedelta(seconds=1, microseconds=250_000)  # how long a delivery takes
 
 
 def test_retryable_failure_with_attempts_left_is_recorded_and_retried_after_a_backoff():
-    world = World(
-        make_task(max_attempts=3), retrying=True, seed=11, result=SERVER_ERROR, elapse=ELAPSE
-    )
+    world = World(make_task(max_attempts=3), seed=11, result=SERVER_ERROR, elapse=ELAPSE)
     report = world.run()
     assert report.outcome is RunOutcome.RETRYING
     assert report.result is SERVER_ERROR
@@ -769,7 +648,7 @@ def test_retryable_failure_with_attempts_left_is_recorded_and_retried_after_a_ba
 
 def test_first_retry_comes_within_the_first_backoff_bound():
     for seed in range(20):
-        world = World(make_task(), retrying=True, seed=seed, result=SERVER_ERROR)
+        world = World(make_task(), seed=seed, result=SERVER_ERROR)
         assert world.run().outcome is RunOutcome.RETRYING
         [(_, retry_at, now)] = world.retry_queue.armed
         assert now <= retry_at <= now + timedelta(seconds=2)
@@ -779,7 +658,7 @@ def test_retry_after_sets_the_earliest_retry():
     result = ActionResult(
         False, 5, status_code=429, error="HTTP 429", retryable=True, retry_after_seconds=120.0
     )
-    world = World(make_task(), retrying=True, seed=3, result=result, elapse=ELAPSE)
+    world = World(make_task(), seed=3, result=result, elapse=ELAPSE)
     assert world.run().outcome is RunOutcome.RETRYING
     assert world.store.retries[0]["retry_at"] == "2030-05-19T17:58:02Z"
     assert world.retry_queue.armed[0][1] == datetime(2030, 5, 19, 17, 58, 2, tzinfo=UTC)
@@ -799,7 +678,6 @@ def run_until_done(world, limit=25):
 def test_success_after_retries_completes_and_resets_the_run_attempts():
     world = World(
         make_task(max_attempts=5),
-        retrying=True,
         seed=5,
         results=[SERVER_ERROR, SERVER_ERROR],
         elapse=ELAPSE,
@@ -824,7 +702,7 @@ def test_success_after_retries_completes_and_resets_the_run_attempts():
 
 
 def test_retries_never_run_before_their_retry_time():
-    world = World(make_task(), retrying=True, seed=8, results=[SERVER_ERROR] * 3, elapse=ELAPSE)
+    world = World(make_task(), seed=8, results=[SERVER_ERROR] * 3, elapse=ELAPSE)
     run_until_done(world)
     armed_times = [at for _, at, _ in world.retry_queue.armed]
     called_at = [at for at, _, _ in world.action.calls]
@@ -833,9 +711,7 @@ def test_retries_never_run_before_their_retry_time():
 
 
 def test_exhausted_attempts_fail_the_task_and_dead_letter_it_before_recording():
-    world = World(
-        make_task(max_attempts=3), retrying=True, seed=2, result=SERVER_ERROR, elapse=ELAPSE
-    )
+    world = World(make_task(max_attempts=3), seed=2, result=SERVER_ERROR, elapse=ELAPSE)
     outcomes = run_until_done(world)
     assert outcomes == [RunOutcome.RETRYING, RunOutcome.RETRYING, RunOutcome.FAILED]
     assert [context.attempt for _, _, context in world.action.calls] == [1, 2, 3]
@@ -861,7 +737,7 @@ def test_last_allowed_attempt_is_not_retried():
     task = make_task(
         max_attempts=3, run_attempts=2, attempts=earlier, next_run_at=format_utc(retry_at)
     )
-    world = World(task, now=retry_at, retrying=True, seed=1, result=SERVER_ERROR)
+    world = World(task, now=retry_at, seed=1, result=SERVER_ERROR)
     report = world.run(requeue_early=True)
     assert report.outcome is RunOutcome.FAILED
     [(_, _, context)] = world.action.calls
@@ -874,7 +750,7 @@ def test_last_allowed_attempt_is_not_retried():
 
 
 def test_one_attempt_allowed_fails_at_the_first_retryable_failure():
-    world = World(make_task(max_attempts=1), retrying=True, seed=1, result=SERVER_ERROR)
+    world = World(make_task(max_attempts=1), seed=1, result=SERVER_ERROR)
     assert world.run().outcome is RunOutcome.FAILED
     assert world.retry_queue.armed == []
     assert [sent[3] for sent in world.dead_letters.sent] == [1]
@@ -893,7 +769,7 @@ def test_one_attempt_allowed_fails_at_the_first_retryable_failure():
     ids=["410", "404", "302", "refused"],
 )
 def test_non_retryable_failure_fails_at_once_and_is_dead_lettered(result):
-    world = World(make_task(max_attempts=5), retrying=True, seed=1, result=result)
+    world = World(make_task(max_attempts=5), seed=1, result=result)
     report = world.run()
     assert report.outcome is RunOutcome.FAILED
     assert world.store.retries == []
@@ -905,49 +781,21 @@ def test_non_retryable_failure_fails_at_once_and_is_dead_lettered(result):
 
 
 def test_crashing_action_is_not_retried_and_is_dead_lettered():
-    world = World(make_task(), retrying=True, seed=1, raises=RuntimeError("boom"))
+    world = World(make_task(), seed=1, raises=RuntimeError("boom"))
     assert world.run().outcome is RunOutcome.FAILED
     assert world.retry_queue.armed == []
     assert world.dead_letters.sent[0][2] == "internal error: RuntimeError"
 
 
-def test_without_retries_a_retryable_failure_fails_at_once():
-    clock = FakeClock(DUE)
-    store = FakeStore(make_task(max_attempts=5))
-    dead_letters = FakeDeadLetters(store.events)
-    action = FakeAction(clock, result=SERVER_ERROR)
-    executor = Executor(
-        store,
-        FakeTriggers(),
-        ActionRegistry([action]),
-        clock,
-        RETENTION,
-        retries=None,
-        dead_letters=dead_letters,
-    )
-    report = executor.run(TASK_ID)
-    assert report.outcome is RunOutcome.FAILED
-    assert store.retries == []
-    assert store.tasks[TASK_ID].status is TaskStatus.FAILED
-    assert dead_letters.sent == [(TASK_ID, "2030-05-19T17:56:00Z", "HTTP 503", 1, DUE)]
-
-
-def test_without_retries_or_dead_letters_a_retryable_failure_is_only_recorded():
-    world = World(make_task(max_attempts=5), result=SERVER_ERROR)
-    assert world.run().outcome is RunOutcome.FAILED
-    assert world.store.retries == []
-    assert [record["status"] for record in world.store.records] == [TaskStatus.FAILED]
-
-
 def test_success_does_not_dead_letter():
-    world = World(make_task(), retrying=True, seed=1)
+    world = World(make_task(), seed=1)
     assert world.run().outcome is RunOutcome.COMPLETED
     assert world.dead_letters.sent == []
     assert world.retry_queue.armed == []
 
 
 def test_dead_letter_failure_leaves_the_run_unrecorded_so_the_invocation_is_retried():
-    world = World(make_task(max_attempts=1), retrying=True, seed=1, result=SERVER_ERROR)
+    world = World(make_task(max_attempts=1), seed=1, result=SERVER_ERROR)
     world.dead_letters.fail = True
     with pytest.raises(DependencyFailure, match="dead-letter"):
         world.run()
@@ -957,7 +805,7 @@ def test_dead_letter_failure_leaves_the_run_unrecorded_so_the_invocation_is_retr
 
 
 def test_retry_refused_because_the_task_changed_is_a_lost_claim_and_not_armed():
-    world = World(make_task(), retrying=True, seed=1, result=SERVER_ERROR)
+    world = World(make_task(), seed=1, result=SERVER_ERROR)
     world.store.lose_records = True
     report = world.run()
     assert report.outcome is RunOutcome.LOST_CLAIM
@@ -967,7 +815,7 @@ def test_retry_refused_because_the_task_changed_is_a_lost_claim_and_not_armed():
 
 
 def test_failing_to_arm_the_retry_raises_and_leaves_the_task_waiting_for_it():
-    world = World(make_task(), retrying=True, seed=1, result=SERVER_ERROR)
+    world = World(make_task(), seed=1, result=SERVER_ERROR)
     world.retry_queue.fail = True
     with pytest.raises(DependencyFailure):
         world.run()
@@ -981,7 +829,7 @@ def test_interrupted_run_is_dead_lettered_even_with_attempts_left():
     # Never retried: the interrupted attempt may have reached the receiver.
     claimed_at = DUE + timedelta(seconds=1)
     now = claimed_at + INTERRUPTED_AFTER + timedelta(seconds=1)
-    world = World(interrupted_task(claimed_at), now=now, retrying=True, seed=1)
+    world = World(interrupted_task(claimed_at), now=now, seed=1)
     assert world.run().outcome is RunOutcome.FAILED
     assert world.dead_letters.sent == [(TASK_ID, "2030-05-19T17:56:00Z", INTERRUPTED_ERROR, 1, now)]
     assert world.store.events == [("dead_letter", TASK_ID), ("record_run", TaskStatus.FAILED)]
@@ -992,7 +840,7 @@ def test_interrupted_run_is_dead_lettered_even_with_attempts_left():
 
 def test_run_id_is_stable_across_retries_and_changes_for_the_next_run_of_a_recurring_task():
     task = cron_task("cron(0/15 * * * ? *)", "2030-05-19T17:45:00Z")
-    world = World(task, retrying=True, seed=4, results=[SERVER_ERROR], elapse=ELAPSE)
+    world = World(task, seed=4, results=[SERVER_ERROR], elapse=ELAPSE)
     world.clock.current = datetime(2030, 5, 19, 17, 45, tzinfo=UTC)
     assert run_until_done(world) == [RunOutcome.RETRYING, RunOutcome.RESCHEDULED]
     assert world.store.tasks[TASK_ID].next_run_at == "2030-05-19T18:00:00Z"
@@ -1013,7 +861,7 @@ def test_recurring_task_out_of_attempts_is_rescheduled_not_dead_lettered():
     task = cron_task("cron(0/15 * * * ? *)", "2030-05-19T17:45:07Z").with_changes(
         max_attempts=2, run_attempts=1
     )
-    world = World(task, retrying=True, seed=1, result=SERVER_ERROR)
+    world = World(task, seed=1, result=SERVER_ERROR)
     world.clock.current = datetime(2030, 5, 19, 17, 45, 7, tzinfo=UTC)
     assert world.run().outcome is RunOutcome.RESCHEDULED
     assert world.dead_letters.sent == []
@@ -1029,7 +877,7 @@ def test_recurring_task_out_of_attempts_is_rescheduled_not_dead_lettered():
 def test_early_retry_queue_delivery_is_sent_on_without_waiting():
     # SQS delays a message at most 15 minutes: a longer backoff arrives early and goes round again.
     now = DUE - timedelta(minutes=40)
-    world = World(make_task(), now=now, retrying=True, seed=1)
+    world = World(make_task(), now=now, seed=1)
     report = world.run(requeue_early=True)
     assert report.outcome is RunOutcome.NOT_DUE
     assert world.retry_queue.armed == [(TASK_ID, DUE, now)]
@@ -1040,7 +888,7 @@ def test_early_retry_queue_delivery_is_sent_on_without_waiting():
 
 
 def test_early_event_not_from_the_retry_queue_is_ignored_not_sent_on():
-    world = World(make_task(), now=DUE - timedelta(minutes=40), retrying=True, seed=1)
+    world = World(make_task(), now=DUE - timedelta(minutes=40), seed=1)
     report = world.run(requeue_early=False)
     assert report.outcome is RunOutcome.NOT_DUE
     assert world.retry_queue.armed == []
@@ -1049,7 +897,7 @@ def test_early_event_not_from_the_retry_queue_is_ignored_not_sent_on():
 
 
 def test_retry_queue_delivery_just_before_due_waits_and_runs():
-    world = World(make_task(), now=DUE - QUEUE_EARLY_TOLERANCE, retrying=True, seed=1)
+    world = World(make_task(), now=DUE - QUEUE_EARLY_TOLERANCE, seed=1)
     report = world.run(requeue_early=True)
     assert report.outcome is RunOutcome.COMPLETED
     assert world.retry_queue.armed == []
@@ -1058,14 +906,8 @@ def test_retry_queue_delivery_just_before_due_waits_and_runs():
 
 def test_retry_queue_delivery_early_is_sent_round_again_not_slept_through():
     # A hop of a long Retry-After: the queue caps each delay at 15 minutes.
-    world = World(make_task(), now=DUE - timedelta(seconds=30), retrying=True, seed=1)
+    world = World(make_task(), now=DUE - timedelta(seconds=30), seed=1)
     assert world.run(requeue_early=True).outcome is RunOutcome.NOT_DUE
     assert world.clock.sleeps == []
     assert world.action.calls == []
     assert [(task_id, at) for task_id, at, _ in world.retry_queue.armed] == [(TASK_ID, DUE)]
-
-
-def test_early_retry_queue_delivery_without_a_retry_queue_is_ignored():
-    world = World(make_task(), now=DUE - timedelta(minutes=40))
-    assert world.run(requeue_early=True).outcome is RunOutcome.NOT_DUE
-    assert world.action.calls == []

@@ -1,0 +1,43 @@
+"""What the API answers on success (contract sections 1 and 3), in one place beside `http_errors`,
+which shapes the failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from task_scheduler.model import Task
+
+
+def scheduled_answer(task: Task) -> dict[str, Any]:
+    """The `201` body of `POST /schedule-task`: four exact fields, `next_run_at` for cron."""
+    answer = {
+        "message": "Task scheduled successfully",
+        "task_id": task.task_id,
+        "status": task.status.value,
+        "run_at": task.run_at,
+    }
+    if task.is_cron:
+        answer["next_run_at"] = task.next_run_at
+    return answer
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    """The representation `GET /tasks/{task_id}` returns."""
+    out: dict[str, Any] = {
+        "task_id": task.task_id,
+        "action": task.action,
+        "payload": task.payload,
+        "run_at": task.run_at,
+        "status": task.status.value,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }
+    if task.is_cron:
+        out["next_run_at"] = task.next_run_at
+        out["recurring"] = task.recurring
+        out["runs"] = task.runs
+    out["retry"] = {"max_attempts": task.max_attempts}
+    out["attempts"] = [attempt.as_dict() for attempt in task.attempts]
+    if task.last_error is not None:
+        out["last_error"] = task.last_error
+    return out

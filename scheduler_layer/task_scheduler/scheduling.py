@@ -1,0 +1,133 @@
+"""The API side: schedules valid commands and reads tasks back. Free of Lambda and HTTP; its
+collaborators (repository, triggers, clock, id source) are passed in."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from aws_lambda_powertools import Logger
+
+from task_scheduler.clock import Clock
+from task_scheduler.errors import DependencyFailure, SchedulerError, TaskNotFound
+from task_scheduler.model import Task, TaskStatus, new_task
+from task_scheduler.ports import TaskRepository, TriggerArming
+from task_scheduler.schedule_request import ScheduleCommand
+
+logger = Logger(child=True)
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: TaskRepository,
+        triggers: TriggerArming,
+        clock: Clock,
+        new_id: Callable[[], str] = new_task_id,
+    ) -> None:
+        self._store = store
+        self._triggers = triggers
+        self._clock = clock
+        self._new_id = new_id
+
+    def schedule(self, command: ScheduleCommand) -> Task:
+        """Stores the task and arms its trigger; returns it `scheduled`.
+
+        The writes are ordered so that a failure at any step leaves nothing a client can see:
+        the row is written `pending` (it expires by itself), then the trigger is armed, then the
+        row becomes `scheduled`. A failure undoes what came before and is raised (503, or 400
+        when EventBridge rejects the expression). Should an undo step fail too, what remains is
+        harmless: a `pending` row nobody sees, which expires, and at most a trigger whose
+        execution finds no `scheduled` task and removes itself.
+        """
+        schedule = command.schedule
+        now = self._clock.now()
+        task = new_task(
+            task_id=self._new_id(),
+            action=command.action,
+            payload=command.payload,
+            run_at=schedule.run_at,
+            first_run_at=schedule.first_run_at,
+            recurring=schedule.recurring,
+            now=now,
+            max_attempts=command.retry.max_attempts,
+        )
+        task_id = task.task_id
+        try:
+            self._store.create_pending(task, now)
+        except DependencyFailure:
+            # The write may have been applied with every answer lost: remove what may be there.
+            self._remove_row(task_id)
+            raise
+        try:
+            trigger = self._triggers.arm(
+                task_id,
+                schedule.first_run_at,
+                schedule.cron.expression if schedule.cron else None,
+                schedule.recurring,
+                self._clock.now(),
+            )
+        except SchedulerError:
+            self._undo(task_id)
+            raise
+        try:
+            self._store.mark_scheduled(task_id, trigger, self._clock.now())
+        except DependencyFailure:
+            if not self._is_scheduled(task_id):
+                self._undo(task_id)
+                raise
+            # The write was applied and only its answers were lost: the task is scheduled.
+        logger.info(
+            "task scheduled",
+            extra={
+                "task_id": task_id,
+                "run_at": task.run_at,
+                "next_run_at": task.next_run_at,
+                "trigger": trigger.value,
+            },
+        )
+        return task.with_changes(status=TaskStatus.SCHEDULED, trigger=trigger)
+
+    def get(self, task_id: str) -> Task:
+        task = self._store.get(task_id) if _is_uuid(task_id) else None
+        # A pending task was never acknowledged to a client, so it does not exist for them.
+        if task is None or task.status is TaskStatus.PENDING:
+            raise TaskNotFound(task_id)
+        return task
+
+    def _is_scheduled(self, task_id: str) -> bool:
+        """Reads back a write whose outcome is unknown; False when it cannot even be read."""
+        try:
+            current = self._store.get(task_id)
+        except DependencyFailure:
+            return False
+        return current is not None and current.status in (TaskStatus.SCHEDULED, TaskStatus.RUNNING)
+
+    def _remove_row(self, task_id: str) -> None:
+        try:
+            self._store.delete_unacknowledged(task_id)
+        except DependencyFailure:
+            logger.exception("undo: could not remove the row", extra={"task_id": task_id})
+
+    def _undo(self, task_id: str) -> None:
+        """Removes the trigger (a failed or ambiguous arm may have left one) and the row, each
+        step on its own so one failing does not skip the other."""
+        for what, step in (
+            ("remove the trigger", self._triggers.disarm),
+            ("remove the row", self._store.delete_unacknowledged),
+        ):
+            try:
+                step(task_id)
+            except DependencyFailure:
+                logger.exception(f"undo: could not {what}", extra={"task_id": task_id})
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False

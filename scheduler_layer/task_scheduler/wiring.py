@@ -1,0 +1,141 @@
+"""Each function's objects, built from its settings and its AWS clients in one place. Handlers
+create the clients once per container (module scope, reused while warm) and call these; tests
+pass clients of their own (moto's, or ones that inject faults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from task_scheduler import aws
+from task_scheduler.clock import Clock, SystemClock
+from task_scheduler.schedule_request import ScheduleCommand, parse_schedule_body
+from task_scheduler.settings import ApiSettings, ExecutorSettings, ReconcilerSettings
+
+# Each builder imports what its function uses, so no function's cold start pays for another's
+# modules (the execute function's HTTP delivery above all).
+if TYPE_CHECKING:
+    from task_scheduler.actions import ActionRegistry, ActionValidator
+    from task_scheduler.addresses import Resolver
+    from task_scheduler.execution import Executor
+    from task_scheduler.reconcile import Reconciler
+    from task_scheduler.scheduling import Scheduler
+
+
+@dataclass(frozen=True)
+class ApiClients:
+    dynamodb: Any
+    events: Any
+    lambda_: Any
+
+    @classmethod
+    def create(cls) -> ApiClients:
+        return cls(aws.client("dynamodb"), aws.client("events"), aws.client("lambda"))
+
+
+@dataclass(frozen=True)
+class ExecuteClients:
+    dynamodb: Any
+    events: Any
+    sqs: Any  # the retry queue and the dead-letter queue
+    secretsmanager: Any
+
+    @classmethod
+    def create(cls) -> ExecuteClients:
+        return cls(
+            aws.client("dynamodb"),
+            aws.client("events"),
+            aws.client("sqs"),
+            aws.client("secretsmanager"),
+        )
+
+
+@dataclass(frozen=True)
+class ReconcileClients:
+    dynamodb: Any
+    sqs: Any
+
+    @classmethod
+    def create(cls) -> ReconcileClients:
+        return cls(aws.client("dynamodb"), aws.client("sqs"))
+
+
+@dataclass(frozen=True)
+class Api:
+    """What the API function's routes use: the edge that turns a body into a command, and the
+    service that carries it out."""
+
+    scheduler: Scheduler
+    actions: ActionRegistry[ActionValidator]
+    clock: Clock
+
+    def command(self, body: bytes | None, content_type: str | None) -> ScheduleCommand:
+        """The request body as a valid command, or the domain error that answers it."""
+        return parse_schedule_body(body, content_type).to_command(self.actions, self.clock.now())
+
+
+def api(
+    settings: ApiSettings,
+    clients: ApiClients,
+    *,
+    clock: Clock | None = None,
+    new_id: Any = None,
+    resolver: Resolver | None = None,
+) -> Api:
+    from task_scheduler.actions import validators
+    from task_scheduler.scheduling import Scheduler, new_task_id
+    from task_scheduler.storage import TaskStore
+    from task_scheduler.triggers import EventBridgeRules
+
+    clock = clock or SystemClock()
+    triggers = EventBridgeRules(
+        clients.events, clients.lambda_, settings.rule_name_prefix, settings.execute_function_arn
+    )
+    return Api(
+        scheduler=Scheduler(
+            TaskStore(clients.dynamodb, settings.table_name), triggers, clock, new_id or new_task_id
+        ),
+        actions=validators(allow_loopback=settings.allow_loopback_targets, resolver=resolver),
+        clock=clock,
+    )
+
+
+def executor(
+    settings: ExecutorSettings, clients: ExecuteClients, *, clock: Clock | None = None
+) -> Executor:
+    from task_scheduler.actions import performers
+    from task_scheduler.delivery import HttpWebhookDeliverer
+    from task_scheduler.execution import Executor
+    from task_scheduler.queues import DeadLetterQueue, RetryQueue
+    from task_scheduler.signing import SecretsManagerSecret
+    from task_scheduler.storage import TaskStore
+    from task_scheduler.triggers import EventBridgeRuleRemover
+
+    deliverer = HttpWebhookDeliverer(
+        SecretsManagerSecret(clients.secretsmanager, settings.webhook_secret_arn),
+        allow_loopback=settings.allow_loopback_targets,
+    )
+    return Executor(
+        store=TaskStore(clients.dynamodb, settings.table_name),
+        triggers=EventBridgeRuleRemover(clients.events, settings.rule_name_prefix),
+        actions=performers(webhook_deliverer=deliverer),
+        clock=clock or SystemClock(),
+        retention=timedelta(days=settings.finished_task_retention_days),
+        retries=RetryQueue(clients.sqs, settings.retry_queue_url),
+        dead_letters=DeadLetterQueue(clients.sqs, settings.dead_letter_queue_url),
+    )
+
+
+def reconciler(
+    settings: ReconcilerSettings, clients: ReconcileClients, *, clock: Clock | None = None
+) -> Reconciler:
+    from task_scheduler.queues import RetryQueue
+    from task_scheduler.reconcile import Reconciler
+    from task_scheduler.storage import TaskStore
+
+    return Reconciler(
+        store=TaskStore(clients.dynamodb, settings.table_name),
+        retries=RetryQueue(clients.sqs, settings.retry_queue_url),
+        clock=clock or SystemClock(),
+    )

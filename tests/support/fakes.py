@@ -1,0 +1,246 @@
+"""In-memory stand-ins for the services' collaborators (the ports), shared by the unit tests of
+scheduling and execution: no AWS, no mocking library, no sleeps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from task_scheduler.errors import DependencyFailure
+from task_scheduler.model import MAX_RECORDED_ATTEMPTS, TaskStatus, TriggerKind
+from task_scheduler.signing import SigningSecret
+from task_scheduler.timing import format_utc
+
+
+class StaticSecret:
+    """A signing secret given as text (`whsec_...`), instead of one read from Secrets Manager."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = SigningSecret(secret)
+
+    def get(self) -> SigningSecret:
+        return self._secret
+
+
+class FakeClock:
+    """now() is settable (`current`); sleep(s) advances it by exactly s and records s.
+
+    `can_sleep=False`: for a service that must never sleep, whose sleep fails the test.
+    """
+
+    def __init__(self, now, can_sleep=True):
+        self.current = now
+        self.can_sleep = can_sleep
+        self.sleeps = []
+
+    def now(self):
+        return self.current
+
+    def sleep(self, seconds):
+        if not self.can_sleep:
+            raise AssertionError("this service must not sleep")
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.current += timedelta(seconds=seconds)
+
+
+class FakeStore:
+    """The TaskRepository over a dict, with the same conditions as DynamoDB.
+
+    Every call goes to `log` (shared with the triggers, to check the order of the scheduling
+    writes). The execute-side writes also go to `events` (shared with the retry queue and the
+    dead letters, to check the order of the execution writes) and to `claims`, `records` and
+    `retries`.
+
+    A name in `fail_on` makes that call raise DependencyFailure before it changes anything; a
+    name in `ambiguous_on` makes it apply its change and then raise (a write that succeeded but
+    whose answer was lost, e.g. a timeout). `lose_claims` / `lose_records`: another invocation
+    won, so claims / records are refused.
+    """
+
+    def __init__(self, *tasks, log=None):
+        self.log = [] if log is None else log
+        self.tasks = {task.task_id: task for task in tasks}
+        self.fail_on = set()
+        self.ambiguous_on = set()
+        self.claims = []
+        self.records = []
+        self.retries = []
+        self.events = []
+        self.lose_claims = False
+        self.lose_records = False
+
+    def _enter(self, name, *args):
+        self.log.append((name, *args))
+        if name in self.fail_on:
+            raise DependencyFailure(f"Could not {name}: DynamoDB answered InternalServerError.")
+
+    def _leave(self, name):
+        if name in self.ambiguous_on:
+            raise DependencyFailure(f"Could not {name}: the answer timed out.")
+
+    def get(self, task_id):
+        self._enter("get", task_id)
+        return self.tasks.get(task_id)
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def create_pending(self, task, now):
+        self._enter("create_pending", task.task_id)
+        assert task.status is TaskStatus.PENDING
+        self.tasks[task.task_id] = task
+        self._leave("create_pending")
+
+    def mark_scheduled(self, task_id, trigger, now):
+        self._enter("mark_scheduled", task_id, trigger)
+        task = self.tasks[task_id]
+        assert task.status is TaskStatus.PENDING
+        self.tasks[task_id] = task.with_changes(status=TaskStatus.SCHEDULED, trigger=trigger)
+        self._leave("mark_scheduled")
+
+    def delete_unacknowledged(self, task_id):
+        # The same condition as the real store: pending or scheduled, never once it runs.
+        self._enter("delete_unacknowledged", task_id)
+        task = self.tasks.get(task_id)
+        if task is not None and task.status in (TaskStatus.PENDING, TaskStatus.SCHEDULED):
+            del self.tasks[task_id]
+
+    # -- execution -------------------------------------------------------------------------------
+
+    def claim(self, task_id, due, now):
+        self._enter("claim", task_id, due)
+        self.claims.append((task_id, due, now))
+        task = self.tasks.get(task_id)
+        if self.lose_claims or task is None:
+            return False
+        if task.status is not TaskStatus.SCHEDULED or task.next_run_at != due:
+            return False
+        self.tasks[task_id] = task.with_changes(
+            status=TaskStatus.RUNNING, updated_at=format_utc(now)
+        )
+        return True
+
+    def record_run(self, task, status, attempt, now, *, next_run_at, error, retention):
+        self._enter("record_run", task.task_id, status)
+        self.events.append(("record_run", status))
+        self.records.append(
+            {
+                "status": status,
+                "attempt": attempt,
+                "now": now,
+                "next_run_at": next_run_at,
+                "error": error,
+                "retention": retention,
+            }
+        )
+        current = self.tasks.get(task.task_id)
+        # Conditional on `running`, like the real write; False when another invocation won.
+        if self.lose_records or current is None or current.status is not TaskStatus.RUNNING:
+            return False
+        self.tasks[task.task_id] = current.with_changes(
+            status=status,
+            updated_at=format_utc(now),
+            attempts=(*task.attempts, attempt)[-MAX_RECORDED_ATTEMPTS:],
+            runs=current.runs + 1,
+            next_run_at=next_run_at,
+            last_error=error,
+            run_attempts=0,
+        )
+        return True
+
+    def record_retry(self, task, attempt, retry_at, now, error):
+        self._enter("record_retry", task.task_id, retry_at)
+        self.events.append(("record_retry", retry_at))
+        self.retries.append({"attempt": attempt, "retry_at": retry_at, "now": now, "error": error})
+        current = self.tasks.get(task.task_id)
+        if self.lose_records or current is None or current.status is not TaskStatus.RUNNING:
+            return False
+        self.tasks[task.task_id] = current.with_changes(
+            status=TaskStatus.SCHEDULED,
+            updated_at=format_utc(now),
+            attempts=(*task.attempts, attempt)[-MAX_RECORDED_ATTEMPTS:],
+            run_attempts=task.run_attempts + 1,
+            next_run_at=retry_at,
+            last_error=error or "failed",
+        )
+        return True
+
+
+class FakeTriggerRemoval:
+    """The TriggerRemoval port (the execute side): it has no `arm`, so arming fails the test.
+    Every call goes to `log`; `fail_disarm`: an exception to raise (before changing anything)."""
+
+    def __init__(self, log=None):
+        self.log = [] if log is None else log
+        self.disarmed = []
+        self.fail_disarm = None
+
+    def disarm(self, task_id):
+        self.log.append(("disarm", task_id))
+        if self.fail_disarm is not None:
+            raise self.fail_disarm
+        self.disarmed.append(task_id)
+
+
+class FakeTriggers(FakeTriggerRemoval):
+    """The TriggerArming port (the API side): arms answer `kind` and are kept in `armed`.
+    `fail_arm`: an exception to raise (before changing anything)."""
+
+    def __init__(self, log=None, kind=TriggerKind.RULE):
+        super().__init__(log)
+        self.kind = kind
+        self.armed = {}
+        self.fail_arm = None
+
+    def arm(self, task_id, fire_at, cron, recurring, now):
+        self.log.append(("arm", task_id))
+        if self.fail_arm is not None:
+            raise self.fail_arm
+        self.armed[task_id] = (fire_at, cron, recurring, now)
+        return self.kind
+
+    def disarm(self, task_id):
+        super().disarm(task_id)
+        self.armed.pop(task_id, None)
+
+
+class FakeRetryQueue:
+    """The RetryArming port; `events` is shared with the store to check the order of writes."""
+
+    def __init__(self, events, fail=False):
+        self.events = events
+        self.fail = fail
+        self.armed = []
+
+    def arm_at(self, task_id, at, now):
+        self.events.append(("arm_at", task_id))
+        if self.fail:
+            raise DependencyFailure("Could not queue the task's next attempt.")
+        self.armed.append((task_id, at, now))
+
+
+class FakeDeadLetters:
+    """The DeadLetters port; `events` is shared with the store to check the order of writes."""
+
+    def __init__(self, events, fail=False):
+        self.events = events
+        self.fail = fail
+        self.sent = []
+
+    def send(self, task_id, run_at, error, attempts, now):
+        self.events.append(("dead_letter", task_id))
+        if self.fail:
+            raise DependencyFailure("Could not send the failed task to the dead-letter queue.")
+        self.sent.append((task_id, run_at, error, attempts, now))
+
+
+class RecordingLogger:
+    """Stands in for a service module's logger: keeps (level, message) of every call."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __getattr__(self, level):
+        def record(message, *args, **kwargs):
+            self.lines.append((level, message))
+
+        return record
