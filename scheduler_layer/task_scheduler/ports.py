@@ -66,8 +66,8 @@ class TaskRepository(Protocol):
         """A `running` task's attempt failed and is retried at `retry_at`."""
         ...
 
-    def overdue(self, shard: str, before: str) -> Iterator[DueEntry]:
-        """Tasks of one shard of the `by_due` index due before `before`, oldest first."""
+    def overdue(self, before: str) -> Iterator[DueEntry]:
+        """Tasks still waiting, or left running, whose `next_run_at` is earlier than `before`."""
         ...
 
 

@@ -15,7 +15,6 @@ from aws_lambda_powertools import Logger
 from task_scheduler.clock import Clock
 from task_scheduler.model import TaskStatus
 from task_scheduler.ports import RetryArming, TaskRepository
-from task_scheduler.storage import DUE_SHARDS
 from task_scheduler.timing import format_utc
 
 logger = Logger(child=True)
@@ -41,23 +40,22 @@ class Reconciler:
         now = self._clock.now()
         before = format_utc(now - OVERDUE_AFTER)
         redispatched = still_running = 0
-        for shard in range(DUE_SHARDS):
-            for entry in self._store.overdue(str(shard), before):
-                if entry.status is TaskStatus.RUNNING and not entry.is_interrupted(now):
-                    still_running += 1  # a long occurrence still in progress
-                    continue
-                if entry.status not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING):
-                    continue
-                self._retries.arm_at(entry.task_id, now, now)
-                redispatched += 1
-                logger.warning(
-                    "task overdue; handing it to the execute function again",
-                    extra={
-                        "task_id": entry.task_id,
-                        "status": entry.status.value,
-                        "next_run_at": entry.next_run_at,
-                    },
-                )
+        for entry in self._store.overdue(before):
+            if entry.status is TaskStatus.RUNNING and not entry.is_interrupted(now):
+                still_running += 1  # a long occurrence still in progress
+                continue
+            if entry.status not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING):
+                continue
+            self._retries.arm_at(entry.task_id, now, now)
+            redispatched += 1
+            logger.warning(
+                "task overdue; handing it to the execute function again",
+                extra={
+                    "task_id": entry.task_id,
+                    "status": entry.status.value,
+                    "next_run_at": entry.next_run_at,
+                },
+            )
         logger.info(
             "reconciled", extra={"redispatched": redispatched, "still_running": still_running}
         )

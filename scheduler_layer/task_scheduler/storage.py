@@ -29,6 +29,7 @@ PENDING_ROW_TTL = timedelta(days=1)
 # spread over a few partitions so that no single one is hot.
 DUE_INDEX = "by_due"
 DUE_SHARDS = 4
+_OVERDUE_PAGE_SIZE = 100
 _STATUS = {"#status": "status"}
 
 
@@ -239,8 +240,12 @@ class TaskStore:
 
     # -- reconciling -----------------------------------------------------------------------------
 
-    def overdue(self, shard: str, before: str, page_size: int = 100) -> Iterator[DueEntry]:
-        """Tasks of one shard whose `next_run_at` is earlier than `before`, oldest first."""
+    def overdue(self, before: str) -> Iterator[DueEntry]:
+        """Tasks whose `next_run_at` is earlier than `before`: shard by shard, oldest first."""
+        for shard in range(DUE_SHARDS):
+            yield from self._overdue_in(str(shard), before)
+
+    def _overdue_in(self, shard: str, before: str) -> Iterator[DueEntry]:
         start_key = None
         while True:
             arguments: dict[str, Any] = {
@@ -248,7 +253,7 @@ class TaskStore:
                 "IndexName": DUE_INDEX,
                 "KeyConditionExpression": "due_shard = :shard AND next_run_at < :before",
                 "ExpressionAttributeValues": attributes({":shard": shard, ":before": before}),
-                "Limit": page_size,
+                "Limit": _OVERDUE_PAGE_SIZE,
             }
             if start_key:
                 arguments["ExclusiveStartKey"] = start_key
