@@ -9,30 +9,15 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
 
 from local.template import load_template, parameter_defaults, with_language_extensions
 from tests.template.linters import cfn_lint, sam_validate_lint
+from tests.template.transform import sam_transform
 
 MODES = ("API_KEY", "AWS_IAM")
 ROUTES = {("/schedule-task", "post"), ("/tasks/{task_id}", "get")}
-
-
-def sam_transform(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
-    """The SAM transform of `template`, code locations replaced by S3 URIs as `sam package`
-    would leave them (the translator accepts nothing else)."""
-    packaged = copy.deepcopy(template)
-    for resource in packaged["Resources"].values():
-        props = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if key in props:
-                props[key] = "s3://packaged-artifacts/code.zip"
-    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
-    return translator.translate(packaged, parameter_values=dict(parameters))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ safety settings, outputs, and settings that agree with the code."""
 
 from __future__ import annotations
 
+import fnmatch
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,15 @@ from task_scheduler.actions.webhook import MAX_TIMEOUT_SECONDS
 from task_scheduler.execution import PENDING_GRACE
 from task_scheduler.settings import MAX_RULE_PREFIX_LENGTH
 from task_scheduler.timing import MAX_EARLY_ARRIVAL
+from task_scheduler.triggers import rule_name
 from tests.template.linters import cfn_lint, sam_validate_lint
 
-RULE_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${RuleNamePrefix}-*"
+# A rule is "<prefix>-<uuid4>": the pattern matches exactly 36 characters after the prefix, so a
+# stack cannot reach the rules of another whose prefix starts with its own (contract section 7).
+RULE_ARN = (
+    "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
+    "${RuleNamePrefix}-????????-????-????-????-????????????"
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,41 @@ def test_one_static_invoke_permission_scoped_to_the_rule_prefix(template: dict) 
     assert props["FunctionName"] == {"Fn::GetAtt": ["ExecuteTaskFunction", "Arn"]}
     assert props["SourceArn"] == {"Fn::Sub": RULE_ARN}
     assert "rule/*" not in str(props["SourceArn"])
+
+
+def _rule_arn_patterns(template: dict) -> list[str]:
+    """Every rule ARN pattern the template grants or lets invoke, for the default prefix."""
+    subs = [
+        statement["Resource"]["Fn::Sub"]
+        for function in ("ScheduleTaskFunction", "ExecuteTaskFunction")
+        for statement in _statements(template, function)
+        if str(statement["Action"]).count("events:")
+    ]
+    (permission,) = resources_of_type(template, "AWS::Lambda::Permission").values()
+    subs.append(permission["Properties"]["SourceArn"]["Fn::Sub"])
+    return [
+        sub.replace("${AWS::Partition}", "aws")
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${AWS::AccountId}", "123456789012")
+        .replace("${RuleNamePrefix}", "task-scheduler")
+        for sub in subs
+    ]
+
+
+def test_a_stack_cannot_touch_the_rules_of_a_stack_whose_prefix_extends_its_own(
+    template: dict,
+) -> None:
+    def arn(prefix: str) -> str:
+        task_id = str(uuid.uuid4())
+        return f"arn:aws:events:us-east-1:123456789012:rule/{rule_name(prefix, task_id)}"
+
+    patterns = _rule_arn_patterns(template)
+    assert len(patterns) == 3  # the API's and the execute side's rights, the invoke permission
+    for pattern in patterns:
+        # IAM's and ArnLike's wildcards: `*` any run of characters, `?` any one character.
+        assert fnmatch.fnmatchcase(arn("task-scheduler"), pattern)
+        for other in ("task-scheduler-staging", "task-scheduler-x", "task-scheduler-1"):
+            assert not fnmatch.fnmatchcase(arn(other), pattern), (other, pattern)
 
 
 @pytest.mark.parametrize("function", ["ScheduleTaskFunction", "ExecuteTaskFunction"])

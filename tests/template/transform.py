@@ -1,0 +1,23 @@
+"""The SAM transform, run offline: aws-sam-translator is the library the hosted transform runs."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import boto3
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+
+def sam_transform(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """The SAM transform of `template`, code locations replaced by S3 URIs as `sam package`
+    would leave them (the translator accepts nothing else)."""
+    packaged = copy.deepcopy(template)
+    for resource in packaged["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if key in props:
+                props[key] = "s3://packaged-artifacts/code.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
+    return translator.translate(packaged, parameter_values=dict(parameters))
