@@ -1,15 +1,23 @@
-"""Makes moto's DynamoDB keep a promise real DynamoDB makes: a conditional write is atomic.
+"""Makes moto's DynamoDB keep two promises real DynamoDB makes: a conditional write is atomic,
+and a write that fails changes nothing.
 
 moto checks a write's condition and applies the write as two separate steps without a lock, so
 two threads can both pass `status = scheduled` and both "claim" a task. DynamoDB never allows
 that, and the scheduler relies on it (a duplicate delivery must not call a webhook twice). Local
 mode and the tests run moto in this process, so its write operations are serialised here.
+
+moto also applies an UpdateItem action by action to the stored item, so one that fails part way
+(the item outgrowing 400 KB, say) leaves the actions before it applied: a status changed by a
+call that raised. Its PutItem builds the whole new item before storing it, and its
+TransactWriteItems rolls back by itself; UpdateItem is restored here.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -25,7 +33,43 @@ def make_dynamodb_writes_atomic() -> None:
         method = getattr(DynamoDBBackend, name)
         if getattr(method, _MARK, False):
             continue
+        if name == "update_item":
+            method = _undone_on_failure(method)
         setattr(DynamoDBBackend, name, _locked(method))
+
+
+def _undone_on_failure(update_item: Any) -> Any:
+    """UpdateItem that, when it raises, puts the item back as it was (or absent, if it was)."""
+
+    @functools.wraps(update_item)
+    def wrapper(backend: Any, table_name: str, key: dict[str, Any], *args: Any, **kw: Any) -> Any:
+        restore = _snapshot(backend, table_name, key)
+        try:
+            return update_item(backend, table_name, key, *args, **kw)
+        except BaseException:
+            restore()
+            raise
+
+    return wrapper
+
+
+def _snapshot(backend: Any, table_name: str, key: dict[str, Any]) -> Callable[[], None]:
+    """A copy of the item `key` names, and how to put it back. Raises what UpdateItem would for
+    an unknown table or a malformed key, before anything is changed."""
+    table = backend.get_table(table_name)
+    hash_value, range_value = backend.get_keys_value(table, key)
+    saved = copy.deepcopy(table.get_item(hash_value, range_value))
+
+    def restore() -> None:
+        # moto keeps items by hash key, and by range key within it when the table has one.
+        items = table.items[hash_value] if range_value is not None else table.items
+        slot = range_value if range_value is not None else hash_value
+        if saved is None:
+            items.pop(slot, None)
+        else:
+            items[slot] = saved
+
+    return restore
 
 
 def _locked(method: Any) -> Any:
