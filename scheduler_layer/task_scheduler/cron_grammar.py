@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from task_scheduler.errors import quote
+
 # EventBridge's ScheduleExpression is limited to 256 characters.
 _MAX_EXPRESSION_LENGTH = 256
 _PREFIX = "cron("
@@ -101,7 +103,7 @@ class CronSpec:
 
 def _parse_number(fld: _Field, raw: str) -> int:
     if not _DIGITS.fullmatch(raw):
-        raise CronError(f"{fld.name}: '{raw}' is not a number")
+        raise CronError(f"{fld.name}: '{quote(raw)}' is not a number")
     if len(raw) > 6:  # avoid int() on absurdly long digit strings
         raise CronError(f"{fld.name}: {raw[:6]}... is too large")
     return int(raw)
@@ -110,15 +112,15 @@ def _parse_number(fld: _Field, raw: str) -> int:
 def _parse_value(fld: _Field, raw: str, item: str) -> tuple[int, bool]:
     """Return (value, was_name)."""
     if raw == "":
-        raise CronError(f"{fld.name}: missing value in '{item}'")
+        raise CronError(f"{fld.name}: missing value in '{quote(item)}'")
     if raw == "*":
-        raise CronError(f"{fld.name}: '*' cannot be part of a range or list entry '{item}'")
+        raise CronError(f"{fld.name}: '*' cannot be part of a range or list entry '{quote(item)}'")
     if fld.names is not None and raw.isascii() and raw.isalpha():
         value = fld.names.get(raw.upper())
         if value is None:
             first, last = next(iter(fld.names)), next(reversed(fld.names))
             raise CronError(
-                f"{fld.name}: '{raw}' is not a number {fld.span} or name {first}-{last}"
+                f"{fld.name}: '{quote(raw)}' is not a number {fld.span} or name {first}-{last}"
             )
         return value, True
     value = _parse_number(fld, raw)
@@ -129,7 +131,7 @@ def _parse_value(fld: _Field, raw: str, item: str) -> tuple[int, bool]:
 
 def _parse_step(fld: _Field, raw: str, item: str) -> int:
     if raw == "":
-        raise CronError(f"{fld.name}: missing increment after '/' in '{item}'")
+        raise CronError(f"{fld.name}: missing increment after '/' in '{quote(item)}'")
     step = _parse_number(fld, raw)
     if step < 1:
         raise CronError(f"{fld.name}: increment {step} must be at least 1")
@@ -142,7 +144,7 @@ def _parse_step(fld: _Field, raw: str, item: str) -> int:
 
 def _parse_item(fld: _Field, item: str, text: str, in_list: bool) -> range:
     if item == "":
-        raise CronError(f"{fld.name}: empty entry in list '{text}'")
+        raise CronError(f"{fld.name}: empty entry in list '{quote(text)}'")
     body, slash, step_text = item.partition("/")
     step = 1
     if slash:
@@ -159,13 +161,15 @@ def _parse_item(fld: _Field, item: str, text: str, in_list: bool) -> range:
     if dash:
         hi, hi_named = _parse_value(fld, end_text, item)
         if lo_named != hi_named:
-            raise CronError(f"{fld.name}: range '{body}' mixes a name and a number")
+            raise CronError(f"{fld.name}: range '{quote(body)}' mixes a name and a number")
         if hi < lo:
-            raise CronError(f"{fld.name}: range '{body}' is descending")
+            raise CronError(f"{fld.name}: range '{quote(body)}' is descending")
     elif slash:
         hi = fld.hi
     if slash and lo_named:
-        raise CronError(f"{fld.name}: increments need numeric values, not names, in '{item}'")
+        raise CronError(
+            f"{fld.name}: increments need numeric values, not names, in '{quote(item)}'"
+        )
     return range(lo, hi + 1, step)
 
 
@@ -188,7 +192,7 @@ def _check_chars(fld: _Field, text: str) -> None:
             continue
         if fld.names is not None and ch.isascii() and ch.isalpha():
             continue
-        raise CronError(f"{fld.name}: unexpected character '{ch}'")
+        raise CronError(f"{fld.name}: unexpected character '{quote(ch)}'")
     if "?" in text and text != "?":
         raise CronError(f"{fld.name}: '?' must stand alone")
 
@@ -228,7 +232,7 @@ def _parse_day_of_week(text: str) -> tuple:
         day, _ = _parse_value(fld, match.group(1), text)
         nth = _parse_number(fld, match.group(2))
         if not 1 <= nth <= 5:
-            raise CronError(f"{fld.name}: occurrence {nth} in '{text}' is outside 1-5")
+            raise CronError(f"{fld.name}: occurrence {nth} in '{quote(text)}' is outside 1-5")
         return ("nth", day, nth)
     if text == "L":
         return ("set", frozenset({SATURDAY}))

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# An error shows at most this much of any one client input (contract section 2).
+MAX_QUOTED_CHARS = 200
+
+
+def quote(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`text` as an error may show it: cut to `limit` characters (marked with "..."), and with lone
+    UTF-16 surrogates written as `\\udxxx` escapes, so the answer and the log stay UTF-8 text."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return shown.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -11,9 +21,6 @@ class FieldProblem:
 
     field: str
     problem: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "problem": self.problem}
 
 
 class SchedulerError(Exception):
@@ -51,7 +58,7 @@ class TaskNotFound(SchedulerError):
     """No task has the id the client asked for."""
 
     def __init__(self, task_id: str) -> None:
-        super().__init__(f"Task {task_id} was not found.")
+        super().__init__(f"Task {quote(task_id)} was not found.")
         self.task_id = task_id
 
 

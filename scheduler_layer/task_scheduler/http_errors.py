@@ -12,7 +12,14 @@ from task_scheduler.errors import (
     TaskConflict,
     TaskNotFound,
     UnsupportedMediaType,
+    quote,
 )
+
+# An answer lists this many problems at most (its message counts them all), and no text in it is
+# longer than MAX_TEXT_CHARS. Each message already quotes at most 200 characters of any input;
+# these bounds keep an answer, and the log line that repeats it, small whatever a message holds.
+MAX_LISTED_PROBLEMS = 50
+MAX_TEXT_CHARS = 1000
 
 _STATUS: tuple[tuple[type[SchedulerError], int], ...] = (
     (InvalidRequest, 400),
@@ -32,7 +39,10 @@ def status_for(error: SchedulerError) -> int:
 
 
 def error_body(error: SchedulerError) -> dict[str, Any]:
-    body: dict[str, Any] = {"message": error.message}
+    body: dict[str, Any] = {"message": quote(error.message, MAX_TEXT_CHARS)}
     if isinstance(error, InvalidRequest) and error.problems:
-        body["errors"] = [problem.as_dict() for problem in error.problems]
+        body["errors"] = [
+            {"field": quote(p.field, MAX_TEXT_CHARS), "problem": quote(p.problem, MAX_TEXT_CHARS)}
+            for p in error.problems[:MAX_LISTED_PROBLEMS]
+        ]
     return body

@@ -18,7 +18,7 @@ from random import Random
 from dateutil.parser import isoparse
 
 from task_scheduler.cron import CronError, CronSchedule, parse_cron
-from task_scheduler.errors import FieldProblem, InvalidRequest
+from task_scheduler.errors import FieldProblem, InvalidRequest, quote
 
 MAX_YEAR = 2199
 RULE_LEAD_SECONDS = 10
@@ -99,7 +99,9 @@ def _parse_iso_run_at(text: str, now: datetime) -> Schedule:
             "or a cron(...) expression"
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _problem(f"has no UTC offset: add Z for UTC, e.g. {text}Z, or an offset like +02:00")
+        raise _problem(
+            f"has no UTC offset: add Z for UTC, e.g. {quote(text)}Z, or an offset like +02:00"
+        )
     if parsed.year > MAX_YEAR:
         raise _problem(f"must not be later than the year {MAX_YEAR}")
     try:

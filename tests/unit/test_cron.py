@@ -537,6 +537,25 @@ def test_single_moment_expression_occurs_once():
 # --- module-level helpers and the dataclass ---------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("expression", "field"),
+    [
+        ("cron(" + "0," * 115 + " 0 ? * * *)", "minutes"),  # an empty entry ends the list
+        ("cron(0 0 1 " + "A" * 230 + " ? *)", "month"),  # not a month name
+        ("cron(-" + "1" * 230 + " 0 ? * * *)", "minutes"),  # a range without its start
+    ],
+    ids=["list", "name", "range"],
+)
+def test_long_fields_are_quoted_at_most_200_characters(expression, field):
+    assert len(expression) <= 256
+    problem = problem_of(expression)
+    assert problem.startswith(f"{field}: ")
+    quoted = problem.split("'")[1]
+    assert len(quoted) == 200 + len("...")
+    assert quoted.endswith("...")
+    assert quoted[:200] in expression
+
+
 def test_cron_error_is_a_value_error_with_problem():
     with pytest.raises(ValueError, match="outside") as caught:
         parse_cron("cron(99 * * * ? *)")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from task_scheduler.errors import (
+    MAX_QUOTED_CHARS,
     DependencyFailure,
     FieldProblem,
     InvalidRequest,
@@ -13,8 +14,9 @@ from task_scheduler.errors import (
     TaskConflict,
     TaskNotFound,
     UnsupportedMediaType,
+    quote,
 )
-from task_scheduler.http_errors import error_body, status_for
+from task_scheduler.http_errors import MAX_LISTED_PROBLEMS, error_body, status_for
 
 
 @pytest.mark.parametrize(
@@ -105,3 +107,49 @@ def test_bodies_are_json_serialisable():
 
 def test_task_not_found_keeps_the_id():
     assert TaskNotFound("abc").task_id == "abc"
+
+
+# --- quoting client input (contract section 2: at most 200 characters of it) -------------------
+
+
+def test_short_input_is_quoted_whole():
+    assert MAX_QUOTED_CHARS == 200
+    assert quote("x" * 200) == "x" * 200
+    assert quote("") == ""
+
+
+def test_long_input_is_cut_to_200_characters_and_marked():
+    assert quote("y" * 201) == "y" * 200 + "..."
+    assert quote("y" * 300_000) == "y" * 200 + "..."
+
+
+def test_lone_surrogates_are_quoted_as_escapes_so_the_answer_stays_text():
+    quoted = quote("a\ud800b")
+    assert quoted == "a\\ud800b"
+    quoted.encode("utf-8")  # no UnicodeEncodeError
+
+
+def test_task_not_found_quotes_at_most_200_characters_of_the_id():
+    error = TaskNotFound("t" * 100_000)
+    assert error.message == f"Task {'t' * 200}... was not found."
+    assert error.task_id == "t" * 100_000
+
+
+def test_error_body_lists_a_bounded_number_of_problems_and_counts_them_all():
+    problems = [FieldProblem(f"k{n}", "is not a known field") for n in range(10_000)]
+    body = error_body(InvalidRequest(problems))
+    assert body["message"] == "Invalid request: 10000 fields are invalid."
+    assert body["errors"] == [
+        {"field": f"k{n}", "problem": "is not a known field"} for n in range(MAX_LISTED_PROBLEMS)
+    ]
+
+
+def test_error_body_bounds_every_text_even_one_built_without_quote():
+    # A last guard for the answer and the rejection log: a message or problem that quoted
+    # client input whole is cut too.
+    error = InvalidRequest(
+        [FieldProblem("f" * 100_000, "is " + "p" * 100_000)], message="m" * 100_000
+    )
+    body = error_body(error)
+    assert len(json.dumps(body)) < 4096
+    assert body["errors"][0]["field"].startswith("f" * 200)

@@ -98,6 +98,15 @@ def test_time_without_offset_is_rejected_with_a_hint_to_add_z():
     assert "2030-05-19T17:56:00Z" in problem
 
 
+def test_long_time_without_offset_is_quoted_at_most_200_characters():
+    text = "2030-05-19T17:56:00." + "0" * 250_000  # valid ISO 8601, but no offset
+    problem = run_at_problem(text)
+    assert "no UTC offset" in problem
+    assert "add Z" in problem
+    assert ("2030-05-19T17:56:00." + "0" * (200 - 20) + "...") in problem
+    assert "0" * 181 not in problem
+
+
 @pytest.mark.parametrize(
     "text",
     ["tomorrow", "2030-13-01T00:00:00Z", "2030-05-32T10:00:00Z", "17:56", "2030-05-19T25:00:00Z"],

@@ -558,3 +558,29 @@ def test_registry_passes_allow_loopback_and_the_resolver_to_the_webhook_action()
     local = validators(allow_loopback=True, resolver=resolver).get("webhook")
     assert local.validate({"url": URL}).url == URL
     assert resolver.calls == [("example.com", 443), ("example.com", 443)]
+
+
+# --- quoting client input (contract section 2: at most 200 characters of it) -------------------
+
+
+def test_long_unknown_field_name_is_quoted_at_most_200_characters():
+    field, problem = single_problem({"url": URL, "u" * 100_000: 1})
+    assert field == "payload." + "u" * (200 - len("payload.")) + "..."
+    assert problem.startswith("is not a known field")
+
+
+def test_long_header_name_is_quoted_at_most_200_characters():
+    field, problem = single_problem({"url": URL, "headers": {"h" * 100_000: "v"}})
+    assert field == "payload.headers." + "h" * (200 - len("payload.headers.")) + "..."
+    assert problem == "is not a valid header name"
+
+
+def test_refused_target_with_a_long_host_is_quoted_at_most_200_characters():
+    host = "a" * 2000 + ".example"
+    validator = validators(allow_loopback=False, resolver=RecordingResolver("127.0.0.1"))
+    with pytest.raises(InvalidRequest) as caught:
+        validator.get("webhook").validate({"url": f"https://{host}/"})
+    [problem] = caught.value.problems
+    assert problem.field == "payload.url"
+    assert problem.problem.startswith("is refused: ")
+    assert "a" * 201 not in problem.problem

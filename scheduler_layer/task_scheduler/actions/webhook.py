@@ -15,7 +15,7 @@ from task_scheduler.addresses import (
     system_resolver,
     url_addresses,
 )
-from task_scheduler.errors import FieldProblem, InvalidRequest
+from task_scheduler.errors import FieldProblem, InvalidRequest, quote
 
 MAX_URL_LENGTH = 2048
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "GET")
@@ -103,7 +103,8 @@ def parse_webhook_payload(payload: Any) -> WebhookRequest:
     for name in payload:
         if name not in _PAYLOAD_FIELDS:
             allowed = ", ".join(_PAYLOAD_FIELDS)
-            problems.append(FieldProblem(f"payload.{name}", f"is not a known field ({allowed})"))
+            problem = FieldProblem(quote(f"payload.{name}"), f"is not a known field ({allowed})")
+            problems.append(problem)
     url = _check_url(payload.get("url"), problems)
     method = _check_method(payload.get("method", DEFAULT_METHOD), problems)
     headers = _check_headers(payload.get("headers", {}), problems)
@@ -127,7 +128,7 @@ def check_target(url: str, allow_loopback: bool, resolver: Resolver) -> None:
     try:
         url_addresses(url, allow_loopback=allow_loopback, resolver=resolver)
     except ForbiddenTarget as refused:
-        problem = FieldProblem("payload.url", f"is refused: {refused.reason}")
+        problem = FieldProblem("payload.url", f"is refused: {quote(refused.reason)}")
         raise InvalidRequest([problem]) from None
     except NameNotResolved:
         pass
@@ -178,7 +179,7 @@ def _check_headers(headers: Any, problems: list[FieldProblem]) -> dict[str, str]
         return {}
     seen: set[str] = set()
     for name, value in headers.items():
-        where = f"payload.headers.{name}"
+        where = quote(f"payload.headers.{name}")
         if not _HEADER_NAME.fullmatch(name):
             problems.append(FieldProblem(where, "is not a valid header name"))
         elif name.lower() in RESERVED_HEADERS:
