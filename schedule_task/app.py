@@ -3,17 +3,16 @@ the `task_scheduler` package (the SchedulerLayer)."""
 
 from __future__ import annotations
 
-import base64
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from task_scheduler import wiring
-from task_scheduler.errors import SchedulerError
+from task_scheduler.errors import SchedulerError, quote
 from task_scheduler.http_errors import error_body, status_for
 from task_scheduler.responses import scheduled_answer, task_view
+from task_scheduler.schedule_request import decode_event_body
 from task_scheduler.scheduling import new_task_id
 from task_scheduler.settings import ApiSettings
 
@@ -38,9 +37,8 @@ api = wiring.api(settings, clients, new_id=new_task_id_logged)
 @app.post("/schedule-task")
 def schedule_task() -> Response:
     event = app.current_event
-    body = event.body
-    raw = base64.b64decode(body) if body and event.is_base64_encoded else (body or "").encode()
-    task = api.scheduler.schedule(api.command(raw, event.headers.get("content-type")))
+    body = decode_event_body(event.body, event.is_base64_encoded)
+    task = api.scheduler.schedule(api.command(body, event.headers.get("content-type")))
     metrics.add_metric(name="TaskScheduled", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type="application/json", body=scheduled_answer(task))
 
@@ -67,11 +65,12 @@ def handle_scheduler_error(error: SchedulerError) -> Response:
 
 @app.not_found
 def handle_not_found(_: Exception) -> Response:
+    event = app.current_event
     metrics.add_metric(name="RequestRejected", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=404,
         content_type="application/json",
-        body={"message": f"No route for {app.current_event.http_method} {app.current_event.path}."},
+        body={"message": f"No route for {event.http_method} {quote(event.path)}."},
     )
 
 

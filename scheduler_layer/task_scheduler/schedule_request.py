@@ -4,8 +4,10 @@ that names every field problem at once. The services accept only the command."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +19,7 @@ from task_scheduler.errors import (
     InvalidRequest,
     PayloadTooLarge,
     UnsupportedMediaType,
+    quote,
 )
 from task_scheduler.model import DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS
 from task_scheduler.timing import Schedule, parse_run_at
@@ -24,6 +27,8 @@ from task_scheduler.timing import Schedule, parse_run_at
 MAX_BODY_BYTES = 256 * 1024
 # Deeper documents are refused: every later step (storage, delivery) walks them recursively.
 MAX_NESTING = 64
+# Longer integers are refused: Python reads (and writes back) at most 4300 digits.
+MAX_INTEGER_DIGITS = 4300
 _FIELDS = ("action", "payload", "run_at", "retry")
 
 
@@ -90,7 +95,7 @@ def _retry_policy(retry: Any) -> RetryPolicy:
     if unknown:
         raise InvalidRequest(
             [
-                FieldProblem(f"retry.{name}", "is not a known field (max_attempts)")
+                FieldProblem(quote(f"retry.{name}"), "is not a known field (max_attempts)")
                 for name in unknown
             ]
         )
@@ -106,35 +111,46 @@ def _retry_policy(retry: Any) -> RetryPolicy:
     return RetryPolicy(value)
 
 
+def decode_event_body(body: str | None, is_base64_encoded: bool) -> bytes:
+    """The raw bytes of an API Gateway proxy event's `body` (base64 when `isBase64Encoded`), or
+    InvalidRequest naming `body`."""
+    if not body:
+        return b""
+    if is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError:  # binascii.Error, or a character that is not ASCII
+            raise InvalidRequest(
+                [FieldProblem("body", "is marked base64-encoded but is not valid base64")]
+            ) from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the event's text was never UTF-8
+        raise InvalidRequest([FieldProblem("body", "is not UTF-8 text")]) from None
+
+
 def parse_schedule_body(body: bytes | None, content_type: str | None) -> ScheduleRequest:
     """Turns the raw request body into a ScheduleRequest, or raises the matching domain error."""
     if content_type is not None and not is_json_media_type(content_type):
+        media_type = content_type.split(";", 1)[0].strip()
         raise UnsupportedMediaType(
-            f"Content-Type must be application/json, not {content_type.split(';')[0].strip()!r}."
+            f"Content-Type must be application/json, not '{quote(media_type)}'."
         )
     body = body or b""
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes (256 KiB).")
     if not body.strip():
         raise InvalidRequest([FieldProblem("body", "is empty: send a JSON object")])
-    try:
-        document = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise InvalidRequest(
-            [FieldProblem("body", f"nests deeper than {MAX_NESTING} levels")],
-            message="The request body nests too deeply.",
-        ) from None
-    except (UnicodeDecodeError, ValueError) as error:
-        raise InvalidRequest(
-            [FieldProblem("body", f"is not valid JSON ({_json_reason(error)})")],
-            message="The request body is not valid JSON.",
-        ) from None
+    document = _load_json(body)
     if not isinstance(document, dict):
         raise InvalidRequest([FieldProblem("body", "must be a JSON object")])
-    if _depth(document) > MAX_NESTING:
+    depth, surrogate_paths = _scan(document)
+    if depth > MAX_NESTING:
         raise InvalidRequest([FieldProblem("body", f"nests deeper than {MAX_NESTING} levels")])
+    if surrogate_paths:
+        raise InvalidRequest([FieldProblem(path, _SURROGATE_PROBLEM) for path in surrogate_paths])
     problems = [
-        FieldProblem(name, f"is not a known field ({', '.join(_FIELDS)})")
+        FieldProblem(quote(name), f"is not a known field ({', '.join(_FIELDS)})")
         for name in document
         if name not in _FIELDS
     ]
@@ -155,33 +171,99 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
+class _NotJson(ValueError):
+    """Raised while reading the body; `reason` says why, in words fit for the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _load_json(body: bytes) -> Any:
+    """The body's JSON value, or InvalidRequest naming `body` and why it is not JSON."""
+    try:
+        text = body.decode("utf-8-sig")  # JSON is UTF-8 (RFC 8259); one leading BOM is ignored
+        if text.startswith("\ufeff"):  # json would answer with a Python hint (utf-8-sig)
+            raise _NotJson("it starts with more than one byte order mark")
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_convertible_int,
+        )
+    except RecursionError:
+        raise InvalidRequest(
+            [FieldProblem("body", f"nests deeper than {MAX_NESTING} levels")],
+            message="The request body nests too deeply.",
+        ) from None
+    except UnicodeDecodeError:
+        reason: str | None = "it is not UTF-8 text"
+    except _NotJson as error:
+        reason = error.reason
+    except json.JSONDecodeError as error:  # its texts are fixed phrases, without the input
+        reason = f"{error.msg} at line {error.lineno} column {error.colno}"
+    except ValueError:  # Python's own, about its limits: not words for a client
+        reason = None
+    problem = "is not valid JSON" + (f" ({reason})" if reason else "")
+    raise InvalidRequest(
+        [FieldProblem("body", problem)], message="The request body is not valid JSON."
+    )
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
+    raise _NotJson(f"{name} is not a JSON value")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
-        raise ValueError(f"the number {text[:20]} is too large")
+        raise _NotJson(f"the number {text[:20]} is too large")
     return value
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value, without recursion."""
-    deepest, stack = 0, [(value, 1)]
+def _convertible_int(text: str) -> int:
+    # Python reads at most 4300 digits (sys.int_info.default_max_str_digits); checked first so
+    # that the answer says so in plain words.
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _NotJson(f"a number has more than {MAX_INTEGER_DIGITS} digits")
+    return int(text)
+
+
+# A path in the document: None for the document itself, else (the parent's path, key or index).
+type _Path = tuple[_Path, str | int] | None
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, any surrogate is a lone one
+_SURROGATE_PROBLEM = (
+    "holds a lone UTF-16 surrogate (\\ud800-\\udfff without its pair), which is not text"
+)
+
+
+def _scan(document: Any) -> tuple[int, list[str]]:
+    """The nesting depth of a parsed JSON value, and the field names of the strings in it (object
+    keys included) that hold a lone surrogate, in document order. Without recursion: the value
+    may be deep. Lone surrogates come from `\\ud800` escapes; nothing can store or send them."""
+    deepest, found = 0, []
+    stack: list[tuple[Any, int, _Path, str | None]] = [(document, 1, None, None)]
     while stack:
-        current, level = stack.pop()
+        value, level, path, key = stack.pop()
         deepest = max(deepest, level)
-        if isinstance(current, dict):
-            stack.extend((child, level + 1) for child in current.values())
-        elif isinstance(current, list):
-            stack.extend((child, level + 1) for child in current)
-    return deepest
+        if (key is not None and _SURROGATE.search(key)) or (
+            isinstance(value, str) and _SURROGATE.search(value)
+        ):
+            found.append(_field_name(path))
+        if isinstance(value, dict):
+            children = [(child, level + 1, (path, k), k) for k, child in value.items()]
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            items = [(child, level + 1, (path, i), None) for i, child in enumerate(value)]
+            stack.extend(reversed(items))
+    return deepest, found
 
 
-def _json_reason(error: Exception) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} at line {error.lineno} column {error.colno}"
-    if isinstance(error, UnicodeDecodeError):
-        return "it is not UTF-8 text"
-    return str(error)
+def _field_name(path: _Path) -> str:
+    """`payload.data.items[2]` for the path to it, quoted (keys are client input)."""
+    parts: list[str] = []
+    while path is not None:
+        path, segment = path
+        parts.append(f"[{segment}]" if isinstance(segment, int) else f".{segment}")
+    return quote("".join(reversed(parts)).removeprefix("."))

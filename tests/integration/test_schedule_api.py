@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 
@@ -223,3 +224,114 @@ def test_every_error_is_json_with_a_message(aws: Aws, handlers: Handlers) -> Non
         "message": "Invalid request: body must be a JSON object.",
         "errors": [{"field": "body", "problem": "must be a JSON object"}],
     }
+
+
+# --- the edge: undecodable bodies, lone surrogates, bounded quotes (issue 11) ------------------
+
+MAX_QUOTED = 200
+
+
+def _longest_run(text: str, char: str) -> int:
+    """The longest stretch of `char` in `text`: how much of a repeated input an answer quotes."""
+    return max((len(run) for run in re.findall(f"{re.escape(char)}+", text)), default=0)
+
+
+@pytest.mark.parametrize("encoded", ["abc", "not base64!", "é"])
+def test_body_marked_base64_that_does_not_decode_is_400_naming_body(
+    aws: Aws, handlers: Handlers, encoded: str
+) -> None:
+    event = api_event("POST", "/schedule-task", raw_body=encoded)
+    event["isBase64Encoded"] = True
+    response = handlers.api_event(event)
+    assert response["statusCode"] == 400
+    assert [error["field"] for error in body_of(response)["errors"]] == ["body"]
+    assert aws.table_is_empty()
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**README_BODY["payload"], "data": "\ud800"}, "payload.data"),
+        ({**README_BODY["payload"], "data": {"msg": ["ok", "a\udc00b"]}}, "payload.data.msg[1]"),
+        ({**README_BODY["payload"], "data": {"\ud800": 1}}, "payload.data.\\ud800"),
+        ({**README_BODY["payload"], "headers": {"X-A": "\ud800"}}, "payload.headers.X-A"),
+        ({**README_BODY["payload"], "url": "https://example.com/\ud800"}, "payload.url"),
+    ],
+    ids=["data", "nested-data", "data-key", "header-value", "url"],
+)
+def test_lone_surrogate_is_400_naming_the_field_and_writes_nothing(
+    aws: Aws, handlers: Handlers, payload: dict, field: str
+) -> None:
+    # json.dumps writes the lone surrogate as the JSON escape "\ud800", as a client would.
+    response = handlers.api("POST", "/schedule-task", {**README_BODY, "payload": payload})
+    assert response["statusCode"] == 400
+    [error] = body_of(response)["errors"]
+    assert error["field"] == field
+    assert "surrogate" in error["problem"]
+    assert aws.table_is_empty()
+    assert aws.rule_names() == []
+
+
+def test_huge_run_at_is_quoted_at_most_200_characters(aws: Aws, handlers: Handlers) -> None:
+    run_at = "2099-05-19T17:56:00." + "0" * 250_000  # a valid time without an offset
+    response = handlers.api("POST", "/schedule-task", {**README_BODY, "run_at": run_at})
+    assert response["statusCode"] == 400
+    assert len(response["body"]) < 2048
+    assert [error["field"] for error in body_of(response)["errors"]] == ["run_at"]
+    assert 0 < _longest_run(response["body"], "0") <= MAX_QUOTED
+    assert aws.table_is_empty()
+
+
+def test_huge_integer_is_400_without_python_hints(aws: Aws, handlers: Handlers) -> None:
+    body = json.dumps({**README_BODY, "payload": {**README_BODY["payload"], "data": 0}})
+    raw = body.replace('"data": 0', '"data": ' + "7" * 5000)
+    response = handlers.api("POST", "/schedule-task", raw_body=raw)
+    assert response["statusCode"] == 400
+    answer = body_of(response)
+    assert [error["field"] for error in answer["errors"]] == ["body"]
+    assert "set_int_max_str_digits" not in response["body"]
+    assert "sys." not in response["body"]
+    assert aws.table_is_empty()
+
+
+def test_many_unknown_fields_give_a_bounded_answer(aws: Aws, handlers: Handlers) -> None:
+    body = {**README_BODY, **{f"k{n}": 0 for n in range(20_000)}}
+    response = handlers.api("POST", "/schedule-task", body)
+    assert response["statusCode"] == 400
+    assert "20000 fields" in body_of(response)["message"]
+    assert len(response["body"]) < 16_384
+
+
+def test_huge_content_type_is_quoted_at_most_200_characters(aws: Aws, handlers: Handlers) -> None:
+    content_type = "text/" + "p" * 5000
+    response = handlers.api(
+        "POST", "/schedule-task", README_BODY, headers={"Content-Type": content_type}
+    )
+    assert response["statusCode"] == 415
+    assert 0 < _longest_run(response["body"], "p") <= MAX_QUOTED
+
+
+def test_huge_unknown_task_id_is_quoted_at_most_200_characters(
+    aws: Aws, handlers: Handlers
+) -> None:
+    response = handlers.api("GET", "/tasks/" + "t" * 5000)
+    assert response["statusCode"] == 404
+    assert 0 < _longest_run(response["body"], "t") <= MAX_QUOTED
+
+
+def test_huge_unknown_route_is_quoted_at_most_200_characters(aws: Aws, handlers: Handlers) -> None:
+    response = handlers.api("GET", "/" + "r" * 5000)
+    assert response["statusCode"] == 404
+    assert 0 < _longest_run(response["body"], "r") <= MAX_QUOTED
+
+
+def test_rejected_request_is_logged_bounded(
+    aws: Aws, handlers: Handlers, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_at = "2099-05-19T17:56:00." + "0" * 250_000
+    with caplog.at_level(logging.INFO):
+        response = handlers.api("POST", "/schedule-task", {**README_BODY, "run_at": run_at})
+    assert response["statusCode"] == 400
+    [rejection] = [r for r in caplog.records if r.getMessage() == "request rejected"]
+    logged = json.dumps(rejection.__dict__["error"])
+    assert 0 < _longest_run(logged, "0") <= MAX_QUOTED

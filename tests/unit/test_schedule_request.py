@@ -3,7 +3,9 @@
 Contract sections 1 (body limits, fields) and 2 (400 / 413 / 415).
 """
 
+import base64
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +17,7 @@ from task_scheduler.schedule_request import (
     MAX_BODY_BYTES,
     MAX_NESTING,
     ScheduleRequest,
+    decode_event_body,
     is_json_media_type,
     parse_schedule_body,
 )
@@ -37,6 +40,11 @@ def public_resolver(host, port):
 
 def registry():
     return validators(allow_loopback=False, resolver=public_resolver)
+
+
+def longest_run(text: str, char: str) -> int:
+    """The longest stretch of `char` in `text`: how much of a repeated input a problem quotes."""
+    return max((len(run) for run in re.findall(re.escape(char) + "+", text)), default=0)
 
 
 def encode(document) -> bytes:
@@ -107,7 +115,13 @@ def test_non_json_content_type_is_unsupported(content_type):
     with pytest.raises(UnsupportedMediaType) as caught:
         parse_schedule_body(encode(VALID), content_type)
     media_type = content_type.split(";")[0].strip()
-    assert caught.value.message == f"Content-Type must be application/json, not {media_type!r}."
+    assert caught.value.message == f"Content-Type must be application/json, not '{media_type}'."
+
+
+def test_long_content_type_is_quoted_at_most_200_characters():
+    with pytest.raises(UnsupportedMediaType) as caught:
+        parse_schedule_body(encode(VALID), "text/" + "p" * 100_000)
+    assert longest_run(caught.value.message, "p") == 200 - len("text/")
 
 
 def test_is_json_media_type():
@@ -167,10 +181,24 @@ def test_invalid_json_is_invalid_request(body):
     assert "line 1 column" in problem.problem
 
 
-def test_non_utf8_body_is_invalid_json():
-    [(field, problem)] = problems_of(b'{"action": "\xff\xfe"}')
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": "\xff\xfe"}',
+        b'{"action": "\xed\xa0\x80"}',  # a surrogate encoded as if it were a character
+        '{"action": "webhook"}'.encode("utf-16"),  # JSON, but not UTF-8
+        '{"action": "webhook"}'.encode("utf-32"),
+    ],
+    ids=["invalid-bytes", "encoded-surrogate", "utf-16", "utf-32"],
+)
+def test_non_utf8_body_is_invalid_json(body):
+    [(field, problem)] = problems_of(body)
     assert field == "body"
     assert problem == "is not valid JSON (it is not UTF-8 text)"
+
+
+def test_utf8_byte_order_mark_is_ignored():
+    assert parse_schedule_body(b"\xef\xbb\xbf" + encode(VALID), None).action == "webhook"
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"], ids=["nan", "inf", "-inf"])
@@ -190,6 +218,12 @@ def test_non_standard_json_numbers_are_invalid_json(literal):
 @pytest.mark.parametrize("body", [b"[]", b'"webhook"', b"42", b"null", b"true"])
 def test_non_object_json_is_invalid(body):
     assert problems_of(body) == [("body", "must be a JSON object")]
+
+
+def test_long_unknown_field_name_is_quoted_at_most_200_characters():
+    [(field, problem)] = problems_of(encode({**VALID, "k" * 100_000: 1}))
+    assert field == "k" * 200 + "..."
+    assert problem == "is not a known field (action, payload, run_at, retry)"
 
 
 def test_unknown_top_level_fields_are_each_named():
@@ -232,7 +266,13 @@ def test_missing_action_is_required_and_names_the_supported_ones():
 
 @pytest.mark.parametrize(
     ("action", "shown"),
-    [("email", '"email"'), ("Webhook", '"Webhook"'), (5, "5"), (["webhook"], "['webhook']")],
+    [
+        ("email", '"email"'),
+        ("Webhook", '"Webhook"'),
+        (5, "5"),
+        (["webhook"], '["webhook"]'),  # shown as the client wrote it: JSON, not Python
+        (True, "true"),
+    ],
 )
 def test_unknown_action_names_the_supported_ones(action, shown):
     request = ScheduleRequest(action=action, payload=VALID["payload"], run_at=VALID["run_at"])
@@ -256,12 +296,16 @@ def test_registry_lists_every_supported_action_sorted():
     assert registry.get("sqs").name == "sqs"
 
 
-def test_long_unknown_action_is_shortened_in_the_problem():
-    request = ScheduleRequest(action="x" * 100, payload=VALID["payload"], run_at=VALID["run_at"])
+@pytest.mark.parametrize(
+    ("action", "opening"),
+    [("x" * 100_000, '"'), (["x" * 100_000], '["')],
+    ids=["string", "list"],
+)
+def test_long_unknown_action_is_quoted_at_most_200_characters(action, opening):
+    request = ScheduleRequest(action=action, payload=VALID["payload"], run_at=VALID["run_at"])
     [(field, problem)] = validation_problems(request)
     assert field == "action"
-    assert problem.startswith('"' + "x" * 36 + "...")
-    assert "x" * 41 not in problem
+    assert problem.startswith(opening + "x" * (200 - len(opening)) + "... is not supported")
 
 
 def test_missing_payload_is_required():
@@ -368,6 +412,114 @@ def test_nan_is_still_refused_inside_nested_data():
     assert [field for field, _ in problems_of(with_data(b'{"x": [NaN]}'))] == ["body"]
 
 
+@pytest.mark.parametrize("digits", [4301, 5000, 200_000])
+def test_integer_too_long_to_convert_is_invalid_json_without_python_hints(digits):
+    # Python refuses to read integers of more than 4300 digits; its error text names
+    # sys.set_int_max_str_digits(), which is not for clients.
+    [(field, problem)] = problems_of(with_data(b"-" + b"7" * digits))
+    assert field == "body"
+    assert problem == "is not valid JSON (a number has more than 4300 digits)"
+
+
+def test_integer_of_4300_digits_is_kept():
+    assert parse_schedule_body(with_data(b"7" * 4300), None).payload["data"] == int("7" * 4300)
+
+
+# --- lone UTF-16 surrogates (contract section 1: a 400, never a 5xx) ---------------------------
+
+SURROGATE_PROBLEM = (
+    "holds a lone UTF-16 surrogate (\\ud800-\\udfff without its pair), which is not text"
+)
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({**VALID, "run_at": "2030-05-19T17:56:00Z\ud800"}, "run_at"),
+        ({**VALID, "action": "\udfff"}, "action"),
+        ({**VALID, "payload": {**VALID["payload"], "data": "\ud800"}}, "payload.data"),
+        ({**VALID, "payload": {**VALID["payload"], "url": "https://x.org/\udc00"}}, "payload.url"),
+        (
+            {**VALID, "payload": {**VALID["payload"], "headers": {"X-A": "a\ud800"}}},
+            "payload.headers.X-A",
+        ),
+        (
+            {**VALID, "payload": {**VALID["payload"], "data": [1, {"m": ["", "\ud800"]}]}},
+            "payload.data[1].m[1]",
+        ),
+        (
+            {**VALID, "payload": {**VALID["payload"], "data": {"a\ud800": 1}}},
+            "payload.data.a\\ud800",
+        ),
+        ({**VALID, "\ud800": 1}, "\\ud800"),
+        ({**VALID, "retry": {"max_attempts": "\ud800"}}, "retry.max_attempts"),
+    ],
+    ids=["run_at", "action", "data", "url", "header", "list-item", "data-key", "top-key", "retry"],
+)
+def test_lone_surrogate_anywhere_is_invalid_naming_its_path(document, field):
+    assert problems_of(encode(document)) == [(field, SURROGATE_PROBLEM)]
+
+
+def test_every_lone_surrogate_is_named_in_document_order():
+    data = {"b": "\ud800", "a": ["\udc00", "ok", "\ud800"]}
+    document = {**VALID, "payload": {**VALID["payload"], "data": data}}
+    assert [field for field, _ in problems_of(encode(document))] == [
+        "payload.data.b",
+        "payload.data.a[0]",
+        "payload.data.a[2]",
+    ]
+
+
+def test_deep_path_to_a_lone_surrogate_is_quoted_at_most_200_characters():
+    data = "\ud800"
+    for _ in range(60):
+        data = {"k" * 30: data}
+    [(field, _)] = problems_of(encode({**VALID, "payload": {**VALID["payload"], "data": data}}))
+    assert field.startswith("payload.data.kkk")
+    assert len(field) == 200 + len("...")
+
+
+def test_surrogate_pairs_are_text():
+    # "\ud83d\ude00" is how JSON escapes one emoji: a pair, not lone surrogates.
+    body = encode(VALID).replace(b'"Hello"', b'"\\ud83d\\ude00"')
+    assert parse_schedule_body(body, None).payload["data"] == {"msg": "\U0001f600"}
+
+
+def test_deep_document_is_refused_for_its_depth_before_its_surrogates():
+    data = b"[" * 63 + b'"\\ud800"' + b"]" * 63
+    assert problems_of(with_data(data)) == [("body", "nests deeper than 64 levels")]
+
+
+# --- the API Gateway event's body ---------------------------------------------------------------
+
+
+def test_event_body_as_text_is_its_utf8_bytes():
+    assert decode_event_body('{"a": "é"}', False) == '{"a": "é"}'.encode()
+
+
+@pytest.mark.parametrize("body", [None, ""])
+def test_missing_event_body_is_empty(body):
+    assert decode_event_body(body, True) == b""
+    assert decode_event_body(body, False) == b""
+
+
+def test_base64_event_body_is_decoded():
+    assert decode_event_body(base64.b64encode(encode(VALID)).decode(), True) == encode(VALID)
+
+
+@pytest.mark.parametrize("body", ["abc", "abcde", "ab!c", "YWJj\nZA==", "é"])
+def test_base64_event_body_that_does_not_decode_is_invalid(body):
+    with pytest.raises(InvalidRequest) as caught:
+        decode_event_body(body, True)
+    assert [p.field for p in caught.value.problems] == ["body"]
+
+
+def test_text_event_body_with_a_lone_surrogate_is_invalid():
+    with pytest.raises(InvalidRequest) as caught:
+        decode_event_body('{"a": "\ud800"}', False)
+    assert [(p.field, p.problem) for p in caught.value.problems] == [("body", "is not UTF-8 text")]
+
+
 # --- retry.max_attempts -----------------------------------------------------------------------
 
 
@@ -417,6 +569,11 @@ def test_unknown_key_in_retry_is_rejected_and_named():
     assert retry_problems({"max_attempts": 3, "foo": 1}) == [
         ("retry.foo", "is not a known field (max_attempts)")
     ]
+
+
+def test_long_unknown_key_in_retry_is_quoted_at_most_200_characters():
+    [(field, _)] = retry_problems({"r" * 100_000: 1})
+    assert field == "retry." + "r" * (200 - len("retry.")) + "..."
 
 
 def test_every_unknown_key_in_retry_is_named():

@@ -5,10 +5,11 @@ task runs (`ActionPerformer`). Adding one means a new module and one line in eac
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from task_scheduler.errors import FieldProblem, InvalidRequest
+from task_scheduler.errors import FieldProblem, InvalidRequest, quote
 
 if TYPE_CHECKING:
     from task_scheduler.actions.webhook import WebhookDeliverer
@@ -80,8 +81,8 @@ class ActionRegistry[ActionRole: (ActionValidator, ActionPerformer)]:
 
 
 def _show(value: object) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
-    return text if len(text) <= 40 else text[:37] + "..."
+    """`value` as the client wrote it, in JSON, quoted (at most 200 characters)."""
+    return quote(json.dumps(value, ensure_ascii=False, default=repr))
 
 
 def validators(
