@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from local.functions import LocalFunction
 from local.inbox import Inbox
 from local.template import ApiRoute
+from task_scheduler.errors import quote
 
 log = logging.getLogger("local.api")
 
@@ -101,8 +102,10 @@ class ApiGateway(_LoopbackService):
             if match and compiled.route.method == request.method:
                 return self._invoke(compiled.route, match.groupdict(), request)
         if any(c.pattern.match(path) for c in self._routes):
-            return _Reply.json(405, {"message": f"Method {request.method} not allowed on {path}."})
-        return _Reply.json(404, {"message": f"No route for {request.method} {path}."})
+            return _Reply.json(
+                405, {"message": f"Method {quote(request.method)} not allowed on {quote(path)}."}
+            )
+        return _Reply.json(404, {"message": f"No route for {quote(request.method)} {quote(path)}."})
 
     def _inbox_request(self, request: _Request, path: str) -> _Reply:
         # GET on the inbox itself lists deliveries (key required); anything else is a delivery.
