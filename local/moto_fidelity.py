@@ -9,7 +9,10 @@ mode and the tests run moto in this process, so its write operations are seriali
 moto also applies an UpdateItem action by action to the stored item, so one that fails part way
 (the item outgrowing 400 KB, say) leaves the actions before it applied: a status changed by a
 call that raised. Its PutItem builds the whole new item before storing it, and its
-TransactWriteItems rolls back by itself; UpdateItem is restored here.
+TransactWriteItems rolls back by itself; UpdateItem is restored here. And moto checks the size
+after each action, counting a replaced value twice (old and new), so it refuses updates that
+DynamoDB, which checks the item the update results in, accepts: an item near the limit could
+not even shrink. Here UpdateItem's size is checked once, on the resulting item.
 """
 
 from __future__ import annotations
@@ -23,12 +26,19 @@ from typing import Any
 _LOCK = threading.RLock()
 _WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 _MARK = "_task_scheduler_atomic"
+# moto's own figure for DynamoDB's item limit (its LimitedSizeDict), counted by moto's Item.size.
+_MOTO_ITEM_LIMIT = 405_000
+_updating = threading.local()  # set while an UpdateItem runs: its size is checked at the end
 
 
 def make_dynamodb_writes_atomic() -> None:
-    """Idempotent: wraps moto's DynamoDB backend write methods in one process-wide lock."""
+    """Idempotent: wraps moto's DynamoDB backend write methods in one process-wide lock, and
+    makes UpdateItem check the size of the item it results in and change nothing when it fails."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
 
+    if not getattr(LimitedSizeDict.__setitem__, _MARK, False):
+        LimitedSizeDict.__setitem__ = _unchecked_while_updating(LimitedSizeDict.__setitem__)
     for name in _WRITES:
         method = getattr(DynamoDBBackend, name)
         if getattr(method, _MARK, False):
@@ -39,17 +49,39 @@ def make_dynamodb_writes_atomic() -> None:
 
 
 def _undone_on_failure(update_item: Any) -> Any:
-    """UpdateItem that, when it raises, puts the item back as it was (or absent, if it was)."""
+    """UpdateItem that refuses a resulting item over the limit, and, when it raises, puts the
+    item back as it was (or absent, if it was)."""
+    from moto.dynamodb.exceptions import ItemSizeToUpdateTooLarge
 
     @functools.wraps(update_item)
     def wrapper(backend: Any, table_name: str, key: dict[str, Any], *args: Any, **kw: Any) -> Any:
         restore = _snapshot(backend, table_name, key)
+        _updating.active = True
         try:
-            return update_item(backend, table_name, key, *args, **kw)
+            item = update_item(backend, table_name, key, *args, **kw)
+            if item.size() > _MOTO_ITEM_LIMIT:
+                raise ItemSizeToUpdateTooLarge()
+            return item
         except BaseException:
             restore()
             raise
+        finally:
+            _updating.active = False
 
+    return wrapper
+
+
+def _unchecked_while_updating(setitem: Any) -> Any:
+    """moto's per-attribute size check, skipped inside UpdateItem (checked once at its end)."""
+
+    @functools.wraps(setitem)
+    def wrapper(attrs: dict[str, Any], name: str, value: Any) -> None:
+        if getattr(_updating, "active", False):
+            dict.__setitem__(attrs, name, value)
+        else:
+            setitem(attrs, name, value)
+
+    setattr(wrapper, _MARK, True)
     return wrapper
 
 

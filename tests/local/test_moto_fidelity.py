@@ -105,6 +105,36 @@ def test_a_failed_update_in_a_table_with_a_sort_key_changes_nothing(dynamodb: An
     assert "more" not in item
 
 
+def test_replacing_a_value_near_the_limit_counts_the_item_it_results_in(dynamodb: Any) -> None:
+    # 250 KB replaced by 250 KB: the item stays at about 250 KB, which DynamoDB accepts (moto
+    # counted the old value and the new one together).
+    dynamodb.put_item(TableName=TABLE, Item={**KEY, "history": {"S": "a" * 250_000}})
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key=KEY,
+        UpdateExpression="SET history = :history",
+        ExpressionAttributeValues={":history": {"S": "b" * 250_000}},
+    )
+    assert _item(dynamodb)["history"] == {"S": "b" * 250_000}
+
+
+def test_an_update_that_shrinks_an_item_at_the_limit_is_applied(dynamodb: Any) -> None:
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={**KEY, "status": {"S": "running"}, "filler": {"S": "x" * 404_900}},
+    )
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key=KEY,
+        UpdateExpression="SET #status = :failed, reason = :reason REMOVE filler",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":failed": {"S": "failed"}, ":reason": {"S": "y" * 200}},
+    )
+    item = _item(dynamodb)
+    assert item["status"] == {"S": "failed"}
+    assert "filler" not in item
+
+
 def test_a_successful_update_still_applies(dynamodb: Any) -> None:
     dynamodb.put_item(TableName=TABLE, Item={**KEY, "status": {"S": "scheduled"}})
     dynamodb.update_item(
