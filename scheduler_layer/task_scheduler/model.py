@@ -11,10 +11,28 @@ from task_scheduler.timing import format_utc, parse_stored_utc
 
 # How many attempts a task keeps; a recurring task keeps the most recent ones.
 MAX_RECORDED_ATTEMPTS = 50
+# The most an attempt keeps of the response and of its error, and a task of its last error, in
+# UTF-8 bytes. With MAX_RECORDED_ATTEMPTS they bound the attempt history, so the largest a task
+# can grow to is known when it is scheduled (task_items.largest_stored_item).
+MAX_RECORDED_EXCERPT_BYTES = 1024
+MAX_RECORDED_ERROR_BYTES = 512
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_MAX_ATTEMPTS = 20
 # A task `running` longer than this was interrupted; above the execute function's timeout (120 s).
 INTERRUPTED_AFTER = timedelta(seconds=150)
+
+
+def clipped(text: str | None, max_bytes: int) -> str | None:
+    """`text` cut to at most `max_bytes` of UTF-8, never inside a character. A lone surrogate,
+    which DynamoDB could not store, becomes "?"."""
+    if text is None:
+        return None
+    return text.encode("utf-8", errors="replace")[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def recorded_error(text: str | None) -> str | None:
+    """An error as it is stored: on an attempt, or as the task's last error."""
+    return clipped(text, MAX_RECORDED_ERROR_BYTES)
 
 
 def running_too_long(claimed_at: str, now: datetime) -> bool:
@@ -53,6 +71,12 @@ class Attempt:
     status_code: int | None = None
     error: str | None = None
     response_excerpt: str | None = None
+
+    def __post_init__(self) -> None:
+        # Whoever builds an attempt, what is recorded stays within the stored-size budget.
+        object.__setattr__(self, "error", recorded_error(self.error))
+        excerpt = clipped(self.response_excerpt, MAX_RECORDED_EXCERPT_BYTES)
+        object.__setattr__(self, "response_excerpt", excerpt)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

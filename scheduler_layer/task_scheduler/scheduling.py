@@ -9,10 +9,11 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger
 
 from task_scheduler.clock import Clock
-from task_scheduler.errors import DependencyFailure, SchedulerError, TaskNotFound
+from task_scheduler.errors import DependencyFailure, PayloadTooLarge, SchedulerError, TaskNotFound
 from task_scheduler.model import Task, TaskStatus, new_task
 from task_scheduler.ports import TaskRepository, TriggerArming
 from task_scheduler.schedule_request import ScheduleCommand
+from task_scheduler.task_items import MAX_STORED_TASK_BYTES, largest_stored_size
 
 logger = Logger(child=True)
 
@@ -56,6 +57,7 @@ class Scheduler:
             now=now,
             max_attempts=command.retry.max_attempts,
         )
+        _refuse_if_it_could_outgrow_storage(task)
         task_id = task.task_id
         try:
             self._store.create_pending(task, now)
@@ -124,6 +126,16 @@ class Scheduler:
                 step(task_id)
             except DependencyFailure:
                 logger.exception(f"undo: could not {what}", extra={"task_id": task_id})
+
+
+def _refuse_if_it_could_outgrow_storage(task: Task) -> None:
+    size = largest_stored_size(task)
+    if size > MAX_STORED_TASK_BYTES:
+        raise PayloadTooLarge(
+            f"The task would take up to {size:,} bytes once stored with its attempt history, "
+            f"more than the {MAX_STORED_TASK_BYTES:,} bytes a task may take: make payload "
+            "smaller (numbers are stored written out in full, 1e15 as 1000000000000000.0)."
+        )
 
 
 def _is_uuid(text: str) -> bool:

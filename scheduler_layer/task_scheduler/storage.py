@@ -8,9 +8,18 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from task_scheduler import aws
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.model import MAX_RECORDED_ATTEMPTS, Attempt, Task, TaskStatus, TriggerKind
+from task_scheduler.model import (
+    MAX_RECORDED_ATTEMPTS,
+    Attempt,
+    Task,
+    TaskStatus,
+    TriggerKind,
+    recorded_error,
+)
 from task_scheduler.ports import DueEntry
 from task_scheduler.task_items import (
     attempts_value,
@@ -23,6 +32,8 @@ from task_scheduler.task_items import (
 )
 from task_scheduler.timing import format_utc
 
+logger = Logger(child=True)
+
 # A `pending` row whose trigger never got armed disappears by itself after this long.
 PENDING_ROW_TTL = timedelta(days=1)
 # The `by_due` index: a task is in it from `scheduled` until it finishes (when `next_run_at` goes),
@@ -31,6 +42,9 @@ DUE_INDEX = "by_due"
 DUE_SHARDS = 4
 _OVERDUE_PAGE_SIZE = 100
 _STATUS = {"#status": "status"}
+# The last error of a task ended because DynamoDB refused to let its item grow. Short: the write
+# ending it must shrink the item (it removes at least next_run_at and due_shard, 41 bytes).
+_TOO_LARGE = "too large to store"
 
 
 def due_shard(task_id: str) -> str:
@@ -144,7 +158,16 @@ class TaskStore:
                     }
                 ),
             )
-        except DependencyFailure:
+        except DependencyFailure as failure:
+            if failure.code == aws.VALIDATION:
+                # Refused outright, never applied: the item is too large to take the claim.
+                raise self._end_oversized(
+                    task_id,
+                    "claim the task",
+                    "#status = :scheduled AND next_run_at = :due",
+                    {":scheduled": TaskStatus.SCHEDULED.value, ":due": due},
+                    now,
+                ) from failure
             # Every answer lost: the claim may have landed. If it did and this is not known,
             # nobody would ever run the task; read it back once.
             if self._claim_token(task_id) == token:
@@ -188,7 +211,7 @@ class TaskStore:
         ]
         removes = []
         for name, value, placeholder in (
-            ("last_error", error, ":error"),
+            ("last_error", recorded_error(error), ":error"),
             ("next_run_at", next_run_at, ":next"),
         ):
             if value is None:
@@ -202,7 +225,7 @@ class TaskStore:
         expression = "SET " + ", ".join(sets)
         if removes:
             expression += " REMOVE " + ", ".join(removes)
-        return self._write_while_running(task.task_id, "record the run", expression, values)
+        return self._write_while_running(task.task_id, "record the run", expression, values, now)
 
     def record_retry(
         self, task: Task, attempt: Attempt, retry_at: str, now: datetime, error: str | None
@@ -221,21 +244,66 @@ class TaskStore:
                 ":attempts": _recorded_attempts(task, attempt),
                 ":run_attempts": task.run_attempts + 1,
                 ":retry_at": retry_at,
-                ":error": error or "failed",
+                ":error": recorded_error(error) or "failed",
             },
+            now,
         )
 
     def _write_while_running(
-        self, task_id: str, what: str, update: str, values: dict[str, Any]
+        self, task_id: str, what: str, update: str, values: dict[str, Any], now: datetime
     ) -> bool:
-        return self._write(
-            what,
-            self._client.update_item,
-            Key=key(task_id),
-            UpdateExpression=update,
-            ConditionExpression="#status = :running",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues=attributes(values),
+        try:
+            return self._write(
+                what,
+                self._client.update_item,
+                Key=key(task_id),
+                UpdateExpression=update,
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames=_STATUS,
+                ExpressionAttributeValues=attributes(values),
+            )
+        except DependencyFailure as failure:
+            if failure.code != aws.VALIDATION:
+                raise
+            raise self._end_oversized(
+                task_id, what, "#status = :running", {":running": values[":running"]}, now
+            ) from failure
+
+    def _end_oversized(
+        self, task_id: str, what: str, condition: str, values: dict[str, Any], now: datetime
+    ) -> DependencyFailure:
+        """DynamoDB refused to let the item grow: a task stored before the stored-size rule
+        (task_items.largest_stored_size) was enforced. Were it left as it is, every execution
+        would fail the same way and the reconciler would hand it back forever; it is ended
+        `failed` instead, out of the `by_due` index, its history dropped so that this write
+        shrinks the item. Returns the failure for the caller to raise: the invocation fails, and
+        the one retried removes the finished task's trigger."""
+        logger.error(
+            "the task is too large for DynamoDB; ending it failed",
+            extra={"task_id": task_id, "refused": what},
+        )
+        try:
+            self._write(
+                "end the oversized task",
+                self._client.update_item,
+                Key=key(task_id),
+                UpdateExpression="SET #status = :failed, updated_at = :now, last_error = :error "
+                "REMOVE attempts, next_run_at, due_shard, claim_token",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_STATUS,
+                ExpressionAttributeValues=attributes(
+                    {
+                        **values,
+                        ":failed": TaskStatus.FAILED.value,
+                        ":now": format_utc(now),
+                        ":error": _TOO_LARGE,
+                    }
+                ),
+            )
+        except DependencyFailure:
+            logger.exception("could not end the oversized task", extra={"task_id": task_id})
+        return DependencyFailure(
+            f"Could not {what}: the task is larger than DynamoDB allows.", aws.VALIDATION
         )
 
     # -- reconciling -----------------------------------------------------------------------------

@@ -1,19 +1,36 @@
 """Tasks as DynamoDB items, through boto3's own TypeSerializer / TypeDeserializer. The payload is
-stored as JSON text, so any JSON value (floats included) round-trips as the client sent it."""
+stored as JSON text, so any JSON value (floats included) round-trips as the client sent it.
+
+Also the stored-size rule: DynamoDB refuses an item over 400 KB, so a task is only accepted when
+its item, grown to the most its runs can make it, still fits (`largest_stored_size`)."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from task_scheduler.model import DEFAULT_MAX_ATTEMPTS, Attempt, Task, TaskStatus, TriggerKind
+from task_scheduler.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_RECORDED_ATTEMPTS,
+    MAX_RECORDED_ERROR_BYTES,
+    MAX_RECORDED_EXCERPT_BYTES,
+    Attempt,
+    Task,
+    TaskStatus,
+    TriggerKind,
+)
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
+
+# DynamoDB's item limit is 400 KB (409,600 bytes). A task may take at most this many bytes as
+# `item_size` counts them, which is more than DynamoDB does: the difference is a safety margin.
+MAX_STORED_TASK_BYTES = 400_000
 
 
 def attribute(value: Any) -> dict[str, Any]:
@@ -95,3 +112,79 @@ def from_item(item: dict[str, Any]) -> Task:
         max_attempts=fields.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
         run_attempts=fields.get("run_attempts", 0),
     )
+
+
+# -- the stored-size rule -------------------------------------------------------------------------
+
+_LARGEST_NUMBER = 10**38 - 1  # DynamoDB keeps 38 significant digits
+_LATEST_TIME = "2199-12-31T23:59:59Z"  # every stored time has this length
+_LARGEST_ATTEMPT = Attempt(
+    attempt=_LARGEST_NUMBER,
+    started_at=_LATEST_TIME,
+    duration_ms=_LARGEST_NUMBER,
+    status_code=_LARGEST_NUMBER,
+    error="x" * MAX_RECORDED_ERROR_BYTES,
+    response_excerpt="x" * MAX_RECORDED_EXCERPT_BYTES,
+)
+# What storage writes besides `to_item`'s attributes (storage.py), each at its largest: the
+# claim token (a UUID), the `by_due` shard number, and the expiry time.
+_LARGEST_BOOKKEEPING = {
+    "claim_token": str(uuid.UUID(int=0)),
+    "due_shard": str(_LARGEST_NUMBER),
+    "expires_at": _LARGEST_NUMBER,
+}
+
+
+def largest_stored_item(task: Task) -> dict[str, Any]:
+    """`task`'s item grown to the most its runs can make it: what the client sent as it is, and
+    everything a run adds or changes at its largest (a full history of the largest attempts, the
+    longest status and trigger, the largest counters, a full last error, storage's bookkeeping)."""
+    largest = task.with_changes(
+        status=max(TaskStatus, key=lambda status: len(status.value)),
+        trigger=max(TriggerKind, key=lambda kind: len(kind.value)),
+        updated_at=_LATEST_TIME,
+        next_run_at=_LATEST_TIME,
+        attempts=(_LARGEST_ATTEMPT,) * MAX_RECORDED_ATTEMPTS,
+        runs=_LARGEST_NUMBER,
+        run_attempts=_LARGEST_NUMBER,
+        last_error="x" * MAX_RECORDED_ERROR_BYTES,
+    )
+    return {**to_item(largest), **attributes(_LARGEST_BOOKKEEPING)}
+
+
+def largest_stored_size(task: Task) -> int:
+    """The most bytes `task` can ever take in DynamoDB, as `item_size` counts them."""
+    return item_size(largest_stored_item(task))
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size (typed form) by DynamoDB's rules (AWS "Item sizes"), erring on the large
+    side: each attribute's name plus its value; strings and binaries by their bytes; a number
+    by its characters plus one (DynamoDB takes about one byte per two digits, plus one);
+    booleans and nulls one byte; a list or map 3 bytes, plus one per element and, in a map,
+    each key's bytes."""
+    return sum(_utf8_size(name) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return _utf8_size(content)
+    if kind == "N":
+        return len(content) + 1
+    if kind == "B":
+        return len(bytes(content))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_size(entry) for entry in content)
+    if kind == "M":
+        return 3 + sum(1 + _utf8_size(name) + _value_size(entry) for name, entry in content.items())
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size({kind[0]: member}) for member in content)
+    raise ValueError(f"{kind} is not a DynamoDB attribute type")
+
+
+def _utf8_size(text: str) -> int:
+    # surrogatepass: counts a lone surrogate (3 bytes) instead of failing on it.
+    return len(text.encode("utf-8", errors="surrogatepass"))

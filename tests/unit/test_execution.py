@@ -23,6 +23,8 @@ from task_scheduler.execution import (
 from task_scheduler.model import (
     INTERRUPTED_AFTER,
     MAX_RECORDED_ATTEMPTS,
+    MAX_RECORDED_ERROR_BYTES,
+    MAX_RECORDED_EXCERPT_BYTES,
     Attempt,
     Task,
     TaskStatus,
@@ -321,6 +323,16 @@ def test_action_that_raises_is_recorded_as_failed_not_propagated():
     assert record["attempt"].error == "internal error: RuntimeError"
     assert world.store.tasks[TASK_ID].status is TaskStatus.FAILED
     assert world.triggers.disarmed == [TASK_ID]
+
+
+def test_a_long_error_and_response_are_recorded_within_their_bounds():
+    # The stored-size rule counts on every recorded attempt being bounded.
+    long = ActionResult(False, 80, status_code=500, error="é" * 5000, response_excerpt="😀" * 5000)
+    world = World(make_task(max_attempts=1), result=long)
+    world.run()
+    [record] = world.store.records
+    assert record["attempt"].error == "é" * (MAX_RECORDED_ERROR_BYTES // 2)
+    assert record["attempt"].response_excerpt == "😀" * (MAX_RECORDED_EXCERPT_BYTES // 4)
 
 
 def test_attempts_are_numbered_after_the_recorded_ones():

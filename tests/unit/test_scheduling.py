@@ -17,11 +17,18 @@ from aws_lambda_powertools import Logger
 
 from task_scheduler import scheduling
 from task_scheduler.actions import validators
-from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest, TaskNotFound
+from task_scheduler.errors import (
+    DependencyFailure,
+    FieldProblem,
+    InvalidRequest,
+    PayloadTooLarge,
+    TaskNotFound,
+)
 from task_scheduler.model import TaskStatus, TriggerKind
 from task_scheduler.responses import task_view
 from task_scheduler.schedule_request import ScheduleRequest
 from task_scheduler.scheduling import Scheduler
+from task_scheduler.task_items import MAX_STORED_TASK_BYTES, largest_stored_size
 from tests.support.fakes import FakeClock, FakeStore, FakeTriggers, RecordingLogger
 
 NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
@@ -283,6 +290,35 @@ def test_both_undo_steps_failing_still_raise_the_original_failure(
         ("exception", "undo: could not remove the trigger"),
         ("exception", "undo: could not remove the row"),
     ]
+
+
+# --- the stored-size rule ----------------------------------------------------------------------
+
+
+def _payload_of_largest_size(size):
+    """A payload whose task, grown to its largest, takes exactly `size` bytes: one more byte of
+    `data` is one more stored byte."""
+    probe_store = FakeStore()
+    submit(Scheduler(probe_store, FakeTriggers(), clock(), new_id=lambda: TASK_ID), request())
+    without_data = {**PAYLOAD, "data": ""}
+    probe = probe_store.tasks[TASK_ID].with_changes(payload=without_data)
+    return {**PAYLOAD, "data": "x" * (size - largest_stored_size(probe))}
+
+
+def test_a_task_that_could_outgrow_storage_is_refused_before_anything_is_written(scheduler, log):
+    payload = _payload_of_largest_size(MAX_STORED_TASK_BYTES + 1)
+    with pytest.raises(PayloadTooLarge) as caught:
+        submit(scheduler, request(payload=payload))
+    assert f"{MAX_STORED_TASK_BYTES + 1:,} bytes" in caught.value.message
+    assert f"{MAX_STORED_TASK_BYTES:,} bytes" in caught.value.message
+    assert log == []
+
+
+def test_a_task_at_the_stored_size_limit_is_scheduled(scheduler, store):
+    payload = _payload_of_largest_size(MAX_STORED_TASK_BYTES)
+    task = submit(scheduler, request(payload=payload))
+    assert largest_stored_size(task) == MAX_STORED_TASK_BYTES
+    assert store.tasks[TASK_ID].status is TaskStatus.SCHEDULED
 
 
 # --- invalid requests touch nothing -----------------------------------------------------------
