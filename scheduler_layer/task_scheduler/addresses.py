@@ -1,7 +1,8 @@
 """Which addresses a webhook may be sent to (contract: targets that are not globally routable).
 
 A target is refused when it resolves to a loopback, private, link-local, shared (CGNAT),
-multicast, reserved, unspecified or otherwise not globally routable address, in any spelling:
+multicast, reserved, unspecified, deprecated (IPv6 site-local, 6to4 relay anycast) or otherwise
+not globally routable address, in any spelling:
 legacy IPv4 forms (`2130706433`, `0x7f.1`, `127.1`), IPv4-mapped IPv6, NAT64, 6to4 and Teredo.
 Every resolved address is checked, not just the first, and the caller connects to one of the
 addresses returned here (see `pinned_http`), so DNS cannot change the answer between the check
@@ -61,6 +62,9 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 _SHARED = IPv4Network("100.64.0.0/10")
+# Deprecated, and still "global" to this Python's `is_global`.
+_SITE_LOCAL = IPv6Network("fec0::/10")  # RFC 3879
+_6TO4_RELAY_ANYCAST = IPv4Network("192.88.99.0/24")  # RFC 7526
 _PRIVATE = (
     IPv4Network("10.0.0.0/8"),
     IPv4Network("172.16.0.0/12"),
@@ -118,6 +122,10 @@ def _category(address: IPAddress) -> str | None:
         return "an address in the shared address space (CGNAT)"
     if any(address in network for network in _PRIVATE if network.version == address.version):
         return "a private address"
+    if isinstance(address, IPv6Address) and address in _SITE_LOCAL:
+        return "a deprecated site-local address (fec0::/10)"
+    if isinstance(address, IPv4Address) and address in _6TO4_RELAY_ANYCAST:
+        return "an address in the deprecated 6to4 relay anycast range (192.88.99.0/24)"
     if address.is_reserved and isinstance(address, IPv4Address):
         return "a reserved address"
     if not address.is_global or any(

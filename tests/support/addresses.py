@@ -1,4 +1,5 @@
-"""Targets the scheduler must refuse (issue 4, point 4), and a resolver that records lookups."""
+"""Targets the scheduler must refuse (issue 4, point 4; issue 11, point 7), and a resolver that
+records lookups."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ ISSUE_SPELLINGS = [
     "http://100.64.0.1/",
     "http://224.0.0.1/",
     "http://0.0.0.0/",
+    # Issue 11: deprecated ranges, the 6to4 relay anycast one in the spellings above too.
+    "http://[fec0::1]/",
+    "http://192.88.99.1/",
+    "http://3227017985/",
+    "http://[::ffff:192.88.99.1]/",
+    "http://[64:ff9b::c058:6301]/",
+    "http://[2002:c058:6301::1]/",
 ]
 
 

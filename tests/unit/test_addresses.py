@@ -50,6 +50,21 @@ FORBIDDEN = [
     ("255.255.255.255", "255.255.255.255", "reserved"),
     ("198.18.0.1", "198.18.0.1", "not globally routable"),
     ("192.0.2.1", "192.0.2.1", "not globally routable"),
+    # Deprecated ranges Python's is_global still calls global (issue 11).
+    ("192.88.99.1", "192.88.99.1", "6to4 relay anycast"),
+    ("192.88.99.255", "192.88.99.255", "6to4 relay anycast"),
+    ("3227017985", "192.88.99.1", "6to4 relay anycast"),
+    ("0xc0.0x58.0x63.1", "192.88.99.1", "6to4 relay anycast"),
+    ("::ffff:192.88.99.1", "::ffff:192.88.99.1", "6to4 relay anycast"),
+    ("64:ff9b::c058:6301", "64:ff9b::c058:6301", "6to4 relay anycast"),
+    ("2002:c058:6301::1", "2002:c058:6301::1", "6to4 relay anycast"),
+    ("fec0::1", "fec0::1", "site-local"),
+    ("FEC0::1", "fec0::1", "site-local"),
+    (
+        "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "site-local",
+    ),
 ]
 FORBIDDEN_IDS = [host for host, _, _ in FORBIDDEN]
 
@@ -280,6 +295,9 @@ def test_reason_for_a_name_says_what_it_resolves_to():
         ("2002:5db8:d70e::1", "not globally routable"),  # 6to4 of a public address: still 6to4
         ("64:ff9b:1::a9fe:a9fe", "169.254.169.254, a link-local"),  # local-use NAT64
         ("64:ff9b:1::5db8:d70e", "not globally routable"),
+        ("64:ff9b:1::c058:6301", "192.88.99.1, an address in the deprecated 6to4 relay anycast"),
+        ("2001:0:4136:e378:8000:63bf:3fa7:9cfe", "client 192.88.99.1, an address in the dep"),
+        ("fec0::1%eth0", "site-local"),
         ("::7f00:1", "reserved"),  # IPv4-compatible (deprecated)
         ("::ffff:0:7f00:1", "reserved"),  # IPv4-translated
         ("3fff::1", "not globally routable"),  # documentation (RFC 9637)
@@ -294,6 +312,28 @@ def test_forbidden_reason(address, fragment):
     reason = forbidden_reason(ip_address(address), allow_loopback=False)
     assert reason is not None
     assert fragment in reason
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("192.88.99.1", "an address in the deprecated 6to4 relay anycast range (192.88.99.0/24)"),
+        ("fec0::1", "a deprecated site-local address (fec0::/10)"),
+    ],
+)
+def test_reason_for_the_deprecated_ranges(address, reason):
+    assert forbidden_reason(ip_address(address), allow_loopback=False) == reason
+    assert forbidden_reason(ip_address(address), allow_loopback=True) == reason
+
+
+@pytest.mark.parametrize(
+    "address", ["192.88.98.255", "192.88.100.0", "fe7f::1", "fbff::1", "ff00::1"]
+)
+def test_the_deprecated_ranges_end_where_they_end(address):
+    # Whatever these neighbours are (some are refused for another reason), not these ranges.
+    reason = forbidden_reason(ip_address(address), allow_loopback=False) or ""
+    assert "6to4 relay anycast" not in reason
+    assert "site-local" not in reason
 
 
 @pytest.mark.parametrize("address", [PUBLIC_V4, PUBLIC_V6, "8.8.8.8", "2001:4860:4860::8888"])

@@ -556,7 +556,17 @@ def test_deliver_classifies_a_503_with_retry_after(monotonic):
 
 
 @pytest.mark.parametrize(
-    "address", ["127.0.0.1", "10.0.0.5", "169.254.169.254", "100.64.1.1", "::1", "fe80::1"]
+    "address",
+    [
+        "127.0.0.1",
+        "10.0.0.5",
+        "169.254.169.254",
+        "100.64.1.1",
+        "::1",
+        "fe80::1",
+        "fec0::1",
+        "192.88.99.1",
+    ],
 )
 def test_forbidden_resolution_fails_without_retry_and_never_connects(monotonic, address):
     secret = CountingSecret()
