@@ -9,6 +9,9 @@ addresses returned here (see `pinned_http`), so DNS cannot change the answer bet
 and the connection.
 
 Only local mode may allow loopback targets (`allow_loopback=True`), and only loopback.
+
+Resolution is bounded (`resolve_timeout_seconds`): a name that does not resolve in time is
+treated like one that does not resolve (`ResolutionTimedOut` is a `NameNotResolved`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from urllib.parse import urlsplit
 
@@ -28,6 +34,10 @@ Resolver = Callable[[str, int], list[str]]
 
 class NameNotResolved(Exception):
     """The name did not resolve (DNS failure). Retryable when sending; accepted when scheduling."""
+
+
+class ResolutionTimedOut(NameNotResolved):
+    """The resolver did not answer in time."""
 
 
 class ForbiddenTarget(Exception):
@@ -43,6 +53,32 @@ class ForbiddenTarget(Exception):
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+RESOLVE_TIMEOUT_SECONDS = 3.0
+"""How long scheduling waits for a name to resolve (the API function has 10 s in all). Sending
+waits for what is left of the attempt's `timeout_seconds` instead."""
+
+
+def resolve_within(resolver: Resolver, host: str, port: int, seconds: float) -> list[str]:
+    """`resolver(host, port)`, waited for at most `seconds`; raises ResolutionTimedOut after.
+
+    getaddrinfo cannot be interrupted or given a timeout, so the resolver runs in a daemon
+    thread and a late answer is dropped (the thread ends when the system resolver gives up).
+    """
+    answer: Future[list[str]] = Future()
+
+    def resolve() -> None:
+        try:
+            answer.set_result(resolver(host, port))
+        except Exception as error:  # noqa: BLE001 - answer.result() raises it in the caller
+            answer.set_exception(error)
+
+    if seconds > 0:
+        threading.Thread(target=resolve, name=f"resolve {host}", daemon=True).start()
+        wait_for([answer], timeout=seconds)
+    if not answer.done():
+        raise ResolutionTimedOut(f"{host} did not resolve within {seconds:g} s")
+    return answer.result()
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -170,13 +206,19 @@ def _literal(host: str) -> tuple[IPAddress, bool] | None:
 
 
 def allowed_addresses(
-    host: str, port: int, *, allow_loopback: bool, resolver: Resolver = system_resolver
+    host: str,
+    port: int,
+    *,
+    allow_loopback: bool,
+    resolver: Resolver = system_resolver,
+    resolve_timeout_seconds: float = RESOLVE_TIMEOUT_SECONDS,
 ) -> list[IPAddress]:
     """The addresses `host` may be reached at, in resolver order; the caller connects to one.
 
     `host` is as `urlsplit(url).hostname` gives it (IPv6 without brackets; brackets are
     tolerated). IP literals, including the legacy IPv4 spellings inet_aton accepts, are not
-    resolved. Raises ForbiddenTarget if any address is forbidden, NameNotResolved if there is none.
+    resolved. Raises ForbiddenTarget if any address is forbidden, NameNotResolved if there is none
+    (ResolutionTimedOut if the resolver took longer than `resolve_timeout_seconds`).
     """
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -190,7 +232,7 @@ def allowed_addresses(
             raise ForbiddenTarget(f"{address} is {reason}")
         return [address]
     addresses: list[IPAddress] = []
-    for text in resolver(host, port):
+    for text in resolve_within(resolver, host, port, resolve_timeout_seconds):
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
@@ -207,11 +249,19 @@ def allowed_addresses(
 
 
 def url_addresses(
-    url: str, *, allow_loopback: bool, resolver: Resolver = system_resolver
+    url: str,
+    *,
+    allow_loopback: bool,
+    resolver: Resolver = system_resolver,
+    resolve_timeout_seconds: float = RESOLVE_TIMEOUT_SECONDS,
 ) -> list[IPAddress]:
     """`allowed_addresses` for an absolute http(s) URL's host and port (default port by scheme)."""
     parts = urlsplit(url)
     port = parts.port or DEFAULT_PORTS[parts.scheme.lower()]
     return allowed_addresses(
-        parts.hostname or "", port, allow_loopback=allow_loopback, resolver=resolver
+        parts.hostname or "",
+        port,
+        allow_loopback=allow_loopback,
+        resolver=resolver,
+        resolve_timeout_seconds=resolve_timeout_seconds,
     )

@@ -8,14 +8,18 @@ the answer is classified in one place (which retries read).
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from task_scheduler import USER_AGENT
 from task_scheduler.actions import ActionContext, ActionResult
@@ -23,12 +27,13 @@ from task_scheduler.actions.webhook import WebhookRequest
 from task_scheduler.addresses import (
     ForbiddenTarget,
     NameNotResolved,
+    ResolutionTimedOut,
     Resolver,
     system_resolver,
     url_addresses,
 )
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.pinned_http import pinned_session
+from task_scheduler.pinned_http import SocketHook, pinned_session
 from task_scheduler.signing import InvalidSecret, SecretSource
 
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -36,6 +41,65 @@ MAX_EXCERPT_BYTES = 1024
 _CHUNK = 8192
 MAX_CONNECT_TIMEOUT_SECONDS = 5.0
 RETRYABLE_STATUS = frozenset({408, 429})
+
+
+class AttemptDeadline:
+    """When one attempt must be over: `seconds` after it is created (contract section 5).
+
+    A blocking socket call takes a timeout per call, not one for a whole exchange, and a receiver
+    that answers one byte at a time never lets a per-call timeout expire. So a timer shuts down
+    every socket handed to `watch` when the deadline passes, which ends whatever call is waiting
+    on it at once; `remaining` bounds each call besides (connecting, before there is a socket).
+    Use it as a context manager: the timer runs inside the `with`.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._watched: list[socket.socket] = []
+        self._cut_off = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> AttemptDeadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for watched in self._watched:
+                watched.close()
+            self._watched.clear()
+
+    def remaining(self) -> float:
+        return max(0.0, self.started + self.seconds - time.monotonic())
+
+    @property
+    def cut_off(self) -> bool:
+        """True once the sockets were shut down: what came through them may be truncated."""
+        return self._cut_off
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate of the socket's file descriptor: TLS takes over (detaches) the original,
+        # and shutting down either one shuts down the connection they share.
+        watched = sock.dup()
+        with self._lock:
+            self._watched.append(watched)
+            if self._cut_off:
+                _shut_down(watched)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self._cut_off = True
+            for watched in self._watched:
+                _shut_down(watched)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    with suppress(OSError):  # not connected (any more): nothing can be waiting on it
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class HttpWebhookDeliverer:
@@ -47,7 +111,7 @@ class HttpWebhookDeliverer:
         *,
         allow_loopback: bool = False,
         resolver: Resolver = system_resolver,
-        session_for: Callable[[str], requests.Session] = pinned_session,
+        session_for: Callable[[str, SocketHook], requests.Session] = pinned_session,
         unix_time: Callable[[], float] = time.time,
         user_agent: str = USER_AGENT,
     ) -> None:
@@ -59,13 +123,24 @@ class HttpWebhookDeliverer:
         self._user_agent = user_agent
 
     def deliver(self, request: WebhookRequest, context: ActionContext) -> ActionResult:
-        started = time.monotonic()
+        with AttemptDeadline(request.timeout_seconds) as deadline:
+            return self._attempt(request, context, deadline)
+
+    def _attempt(
+        self, request: WebhookRequest, context: ActionContext, deadline: AttemptDeadline
+    ) -> ActionResult:
+        started = deadline.started
         try:
             addresses = url_addresses(
-                request.url, allow_loopback=self._allow_loopback, resolver=self._resolver
+                request.url,
+                allow_loopback=self._allow_loopback,
+                resolver=self._resolver,
+                resolve_timeout_seconds=deadline.remaining(),
             )
         except ForbiddenTarget as refused:
             return _failure(started, f"refused: {refused.reason}", retryable=False)
+        except ResolutionTimedOut:
+            return _timed_out(request, deadline)
         except NameNotResolved:
             host = urlsplit(request.url).hostname
             return _failure(started, f"{host} does not resolve", retryable=True)
@@ -79,8 +154,11 @@ class HttpWebhookDeliverer:
         body = prepare_body(request)
         headers = self.prepare_headers(request, context, body)
         headers.update(secret.headers(context.run_id, int(self._unix_time()), body or b""))
-        with self._session_for(str(addresses[0])) as session:
-            return self._send(session, request, body, headers, started)
+        with self._session_for(str(addresses[0]), deadline.watch) as session:
+            result = self._send(session, request, body, headers, deadline)
+        # Whatever came through sockets the deadline shut down is a timeout: a failure was the
+        # cut itself, an answer may have been cut short (a truncated head reads as complete).
+        return _timed_out(request, deadline) if deadline.cut_off else result
 
     def _send(
         self,
@@ -88,38 +166,36 @@ class HttpWebhookDeliverer:
         request: WebhookRequest,
         body: bytes | None,
         headers: dict[str, str],
-        started: float,
+        deadline: AttemptDeadline,
     ) -> ActionResult:
+        started = deadline.started
+        remaining = deadline.remaining()
+        if remaining <= 0:  # a timeout of 0 would make the socket non-blocking, not expired
+            return _timed_out(request, deadline)
         try:
             response = session.request(
                 request.method,
                 request.url,
                 data=body,
                 headers=headers,
-                timeout=(
-                    min(MAX_CONNECT_TIMEOUT_SECONDS, request.timeout_seconds),
-                    request.timeout_seconds,
-                ),
+                timeout=(min(MAX_CONNECT_TIMEOUT_SECONDS, remaining), remaining),
                 allow_redirects=False,
                 stream=True,
             )
         except requests.Timeout:
-            return _failure(
-                started, f"timed out after {request.timeout_seconds:g} s", retryable=True
-            )
+            return _timed_out(request, deadline)
         except requests.ConnectionError as error:
             return _failure(started, f"connection failed: {_reason(error)}", retryable=True)
         except requests.RequestException as error:
             return _failure(started, f"request failed: {_reason(error)}", retryable=False)
         try:
             excerpt = read_excerpt(response, deadline=started + request.timeout_seconds)
-        except (requests.RequestException, OSError) as error:
-            response.close()
+        except (_TooSlow, urllib3.exceptions.TimeoutError):
+            return _timed_out(request, deadline)
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as error:
             return _failure(
                 started, f"reading the response failed: {_reason(error)}", retryable=True
             )
-        except _TooSlow:
-            return _failure(started, f"timed out after {request.timeout_seconds:g} s", True)
         now = datetime.fromtimestamp(self._unix_time(), UTC)
         return classify(response.status_code, response.headers, excerpt, _elapsed_ms(started), now)
 
@@ -206,6 +282,12 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None or now is None:
         return None
     return max(0.0, (when - now).total_seconds())
+
+
+def _timed_out(request: WebhookRequest, deadline: AttemptDeadline) -> ActionResult:
+    return _failure(
+        deadline.started, f"timed out after {request.timeout_seconds:g} s", retryable=True
+    )
 
 
 def _failure(started: float, error: str, retryable: bool) -> ActionResult:

@@ -11,31 +11,85 @@ Nothing may route the request elsewhere:
   `trust_env = False` so HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, .netrc and REQUESTS_CA_BUNDLE
   are never read;
 - redirects are never followed: a 3xx comes back as the response (the next URL was not checked).
+
+Each socket the session connects is handed to `on_socket` before anything is sent on it, so
+that the caller can bound the whole exchange from outside (see `delivery.AttemptDeadline`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from task_scheduler.addresses import DEFAULT_PORTS
+
+type SocketHook = Callable[[socket.socket], None]
+"""Given each newly connected socket (TCP, before any TLS handshake or request)."""
+
+
+def _ignore_socket(sock: socket.socket) -> None:
+    pass
+
+
+class _HandsOverSockets:
+    """For urllib3's connection classes: each new socket goes to `on_socket` before it is used."""
+
+    def __init__(self, *args: Any, on_socket: SocketHook, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_socket = on_socket
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()
+        self._on_socket(sock)
+        return sock
+
+
+class _HTTPConnection(_HandsOverSockets, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_HandsOverSockets, HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 class PinnedAddressAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections all go to one IP address, whatever the URL's host.
 
     The port is the URL's (default 80 / 443). The caller must have checked that the URL's host
-    may be reached at `address` (`addresses.allowed_addresses`).
+    may be reached at `address` (`addresses.allowed_addresses`). Each socket it connects is
+    handed to `on_socket` first.
     """
 
-    def __init__(self, address: str, **kwargs: Any) -> None:
+    def __init__(self, address: str, on_socket: SocketHook = _ignore_socket, **kwargs: Any) -> None:
         self.address = str(ipaddress.ip_address(address.strip("[]")))  # an IP literal, no name
+        self._on_socket = on_socket
         super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        # The PoolManager calls these to make its pools; each pool passes `on_socket` (with its
+        # other connection keywords) to every connection it makes.
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": partial(_HTTPConnectionPool, on_socket=self._on_socket),
+            "https": partial(_HTTPSConnectionPool, on_socket=self._on_socket),
+        }
 
     def send(
         self,
@@ -121,16 +175,17 @@ class _NoRedirectSession(requests.Session):
         return None
 
 
-def pinned_session(address: str) -> requests.Session:
+def pinned_session(address: str, on_socket: SocketHook = _ignore_socket) -> requests.Session:
     """A new Session whose http:// and https:// requests all connect to `address`.
 
     trust_env is off (no environment proxies, .netrc or CA bundle overrides), redirects are not
-    followed (max_redirects is 0 and 3xx answers are returned as they are).
+    followed (max_redirects is 0 and 3xx answers are returned as they are). Each socket it
+    connects is handed to `on_socket` before it is used.
     """
     session = _NoRedirectSession()
     session.trust_env = False
     session.max_redirects = 0
-    adapter = PinnedAddressAdapter(address)
+    adapter = PinnedAddressAdapter(address, on_socket)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -111,3 +112,79 @@ def running_receiver() -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """What a trickling receiver sends on each connection: `at_once` straight away, then
+    `slowly` one byte every `interval` seconds, then it hangs up. With `read_request`, it first
+    reads the request's head (up to the blank line); otherwise whatever arrives first (e.g. a
+    TLS ClientHello)."""
+
+    at_once: bytes = b""
+    slowly: bytes = b""
+    interval: float = 0.2
+    read_request: bool = True
+
+
+class TricklingReceiver:
+    """A raw TCP server on 127.0.0.1 that answers every connection as its `Trickle` says; it
+    stops sending as soon as the client goes away, and on `stop`."""
+
+    def __init__(self, trickle: Trickle) -> None:
+        self.trickle = trickle
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self.connections = 0
+        self._threads = [threading.Thread(target=self._accept_loop, daemon=True)]
+        self._threads[0].start()
+
+    def _accept_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            thread = threading.Thread(target=self._answer, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _answer(self, client: socket.socket) -> None:
+        with client:
+            try:
+                self._read_request(client)
+                client.sendall(self.trickle.at_once)
+                for byte in self.trickle.slowly:
+                    if self._stopped.wait(self.trickle.interval):
+                        return
+                    client.sendall(bytes([byte]))
+            except OSError:  # the client went away: what the tests expect of it
+                return
+
+    def _read_request(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        received = client.recv(65536)
+        while self.trickle.read_request and received and b"\r\n\r\n" not in received:
+            received += client.recv(65536)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+@contextmanager
+def trickling_receiver(trickle: Trickle) -> Iterator[TricklingReceiver]:
+    receiver = TricklingReceiver(trickle)
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

@@ -7,17 +7,21 @@ No DNS: every test injects a fake resolver (system_resolver is tested over a fak
 """
 
 import socket
+import threading
+import time
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 
 from task_scheduler import addresses
+from task_scheduler.actions.webhook import WebhookValidator
 from task_scheduler.addresses import (
     ForbiddenTarget,
     NameNotResolved,
     allowed_addresses,
     forbidden_reason,
     system_resolver,
+    url_addresses,
 )
 
 PUBLIC_V4 = "93.184.215.14"
@@ -389,3 +393,39 @@ def test_allowed_addresses_uses_system_resolver_by_default(monkeypatch):
     )
     with pytest.raises(ForbiddenTarget, match=r"10\.1\.2\.3, a private address"):
         allowed_addresses("internal.test", 443, allow_loopback=False)
+
+
+# --- a bound on resolution --------------------------------------------------------------------
+
+# When scheduling, a name must resolve within a few seconds: the API function has 10 s in all.
+SCHEDULING_RESOLVE_BOUND = 5.0
+
+
+@pytest.fixture
+def stalled_resolver():
+    """A resolver that does not answer until the test ends (10 s at most, so that without a
+    bound the test fails rather than hangs); then it says PUBLIC_V4."""
+    release = threading.Event()
+
+    def resolver(host, port):
+        release.wait(10)
+        return [PUBLIC_V4]
+
+    yield resolver
+    release.set()
+
+
+def test_a_name_that_does_not_resolve_in_time_is_not_resolved(stalled_resolver):
+    started = time.monotonic()
+    with pytest.raises(NameNotResolved):
+        url_addresses("https://slow.test/hook", allow_loopback=False, resolver=stalled_resolver)
+    assert time.monotonic() - started < SCHEDULING_RESOLVE_BOUND
+
+
+def test_scheduling_accepts_a_name_that_does_not_resolve_in_time(stalled_resolver):
+    # As for a name that does not resolve at all: accepted, and checked again at sending.
+    validator = WebhookValidator(resolver=stalled_resolver)
+    started = time.monotonic()
+    request = validator.validate({"url": "https://slow.test/hook"})
+    assert request.url == "https://slow.test/hook"
+    assert time.monotonic() - started < SCHEDULING_RESOLVE_BOUND

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
+import urllib3
 from botocore.exceptions import ClientError, EndpointConnectionError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -419,9 +420,11 @@ class SessionFactory:
     def __init__(self, session):
         self.session = session
         self.addresses = []
+        self.socket_hooks = []
 
-    def __call__(self, address):
+    def __call__(self, address, on_socket):
         self.addresses.append(address)
+        self.socket_hooks.append(on_socket)
         return self.session
 
 
@@ -520,6 +523,39 @@ def test_deliver_turns_a_failing_read_into_a_retryable_failure(monotonic):
     assert result.succeeded is False
     assert result.retryable is True
     assert result.error == "reading the response failed: connection reset by peer"
+
+
+class RaisingRaw:
+    """A body whose read raises what urllib3 raises when the connection breaks or stalls."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def read1(self, amt=None, decode_content=None):
+        raise self.error
+
+
+def test_deliver_turns_a_broken_body_into_a_retryable_failure(monotonic):
+    error = urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(2 bytes read)")
+    response = FakeResponse(RaisingRaw(error), status_code=200)
+    result = deliverer_for(FakeSession(response))[0].deliver(
+        parse_webhook_payload({"url": URL}), CONTEXT
+    )
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error.startswith("reading the response failed: Connection broken")
+    assert response.closed == 1
+
+
+def test_deliver_turns_a_body_read_timeout_into_a_retryable_timeout(monotonic):
+    error = urllib3.exceptions.ReadTimeoutError(None, URL, "Read timed out.")
+    response = FakeResponse(RaisingRaw(error), status_code=200)
+    request = parse_webhook_payload({"url": URL, "timeout_seconds": 4})
+    result = deliverer_for(FakeSession(response))[0].deliver(request, CONTEXT)
+    assert result.succeeded is False
+    assert result.retryable is True
+    assert result.error == "timed out after 4 s"
+    assert response.closed == 1
 
 
 def test_deliver_turns_a_request_timeout_into_a_retryable_failure(monotonic):

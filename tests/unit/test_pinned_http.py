@@ -453,3 +453,50 @@ def test_https_verification_cannot_be_turned_off(tls_server):
     with pinned_session("127.0.0.1") as session, pytest.raises(requests.exceptions.SSLError):
         session.get(f"https://pinned.test:{port}/tls", verify=False, timeout=TIMEOUT)
     assert server.hits == []
+
+
+# --- the socket hook (what bounds a whole delivery attempt from outside) ----------------------
+
+
+def test_each_new_socket_is_handed_over_before_the_request_is_sent(server, no_dns):
+    port = server.server_address[1]
+    handed = []
+
+    def on_socket(sock):
+        handed.append((sock.getpeername()[:2], list(server.hits)))
+
+    with pinned_session("127.0.0.1", on_socket) as session:
+        assert session.get(f"http://pinned.test:{port}/x", timeout=TIMEOUT).status_code == 200
+    assert handed == [(("127.0.0.1", port), [])]  # connected to the pinned address, nothing sent
+    assert no_dns == []
+
+
+def test_https_socket_is_handed_over_before_the_tls_handshake(tls_server, no_dns):
+    server, ca_path = tls_server("pinned.test")
+    port = server.server_address[1]
+    handed = []
+    with pinned_session("127.0.0.1", handed.append) as session:
+        response = session.get(f"https://pinned.test:{port}/tls", verify=ca_path, timeout=TIMEOUT)
+    assert response.status_code == 200
+    [sock] = handed
+    assert not isinstance(sock, ssl.SSLSocket)  # the plain TCP socket TLS then runs over
+    assert server.hits[0]["sni"] == "pinned.test"  # and TLS still names the URL's host
+
+
+def test_shutting_the_handed_socket_down_ends_a_wait_for_the_answer():
+    # A server that accepts and never answers: the request waits until on_socket's owner acts.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    handed = []
+
+    def shut_down_soon(sock):
+        handed.append(sock)
+        threading.Timer(0.2, sock.shutdown, args=(socket.SHUT_RDWR,)).start()
+
+    with (
+        listener,
+        pinned_session("127.0.0.1", shut_down_soon) as session,
+        pytest.raises(requests.ConnectionError),
+    ):
+        session.get(f"http://pinned.test:{port}/x", timeout=30)
+    assert len(handed) == 1
