@@ -66,6 +66,8 @@ class TaskRepository(Protocol):
         """A `running` task's attempt failed and is retried at `retry_at`."""
         ...
 
+
+class OverdueTasks(Protocol):
     def overdue(self, before: str) -> Iterator[DueEntry]:
         """Tasks still waiting, or left running, whose `next_run_at` is earlier than `before`."""
         ...

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 
 from task_scheduler.clock import Clock
 from task_scheduler.model import TaskStatus
-from task_scheduler.ports import RetryArming, TaskRepository
+from task_scheduler.ports import OverdueTasks, RetryArming
 from task_scheduler.timing import format_utc
 
 logger = Logger(child=True)
@@ -31,8 +31,8 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, store: TaskRepository, retries: RetryArming, clock: Clock) -> None:
-        self._store = store
+    def __init__(self, due: OverdueTasks, retries: RetryArming, clock: Clock) -> None:
+        self._due = due
         self._retries = retries
         self._clock = clock
 
@@ -40,7 +40,7 @@ class Reconciler:
         now = self._clock.now()
         before = format_utc(now - OVERDUE_AFTER)
         redispatched = still_running = 0
-        for entry in self._store.overdue(before):
+        for entry in self._due.overdue(before):
             if entry.status is TaskStatus.RUNNING and not entry.is_interrupted(now):
                 still_running += 1  # a long occurrence still in progress
                 continue

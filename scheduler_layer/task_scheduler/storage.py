@@ -4,30 +4,29 @@ concurrent or repeated invocations cannot run a task twice or move it backwards.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from task_scheduler import aws
+from task_scheduler.due_index import due_shard
 from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import (
-    MAX_RECORDED_ATTEMPTS,
     Attempt,
     Task,
     TaskStatus,
     TriggerKind,
     recorded_error,
 )
-from task_scheduler.ports import DueEntry
 from task_scheduler.task_items import (
-    attempts_value,
     attributes,
     epoch,
     from_item,
     key,
     plain,
+    recorded_attempts,
+    run_record_update,
     to_item,
 )
 from task_scheduler.timing import format_utc
@@ -36,22 +35,10 @@ logger = Logger(child=True)
 
 # A `pending` row whose trigger never got armed disappears by itself after this long.
 PENDING_ROW_TTL = timedelta(days=1)
-# The `by_due` index: a task is in it from `scheduled` until it finishes (when `next_run_at` goes),
-# spread over a few partitions so that no single one is hot.
-DUE_INDEX = "by_due"
-DUE_SHARDS = 4
-_OVERDUE_PAGE_SIZE = 100
 _STATUS = {"#status": "status"}
 # The last error of a task ended because DynamoDB refused to let its item grow. Short: the write
 # ending it must shrink the item (it removes at least next_run_at and due_shard, 41 bytes).
 _TOO_LARGE = "too large to store"
-
-
-def due_shard(task_id: str) -> str:
-    try:
-        return str(int(task_id[:8], 16) % DUE_SHARDS)
-    except ValueError:  # not a UUID: only tests write such ids
-        return "0"
 
 
 class TaskStore:
@@ -194,37 +181,9 @@ class TaskStore:
         """Records a finished run of a `running` task: its attempt, its outcome, and either the
         next occurrence (back to `scheduled`) or the end state (which then expires by TTL).
         False when the task is no longer `running` (another invocation recorded it)."""
-        values: dict[str, Any] = {
-            ":status": status.value,
-            ":running": TaskStatus.RUNNING.value,
-            ":now": format_utc(now),
-            ":attempts": _recorded_attempts(task, attempt),
-            ":zero": 0,
-            ":one": 1,
-        }
-        sets = [
-            "#status = :status",
-            "updated_at = :now",
-            "attempts = :attempts",
-            "run_attempts = :zero",
-            "runs = if_not_exists(runs, :zero) + :one",
-        ]
-        removes = []
-        for name, value, placeholder in (
-            ("last_error", recorded_error(error), ":error"),
-            ("next_run_at", next_run_at, ":next"),
-        ):
-            if value is None:
-                removes.append(name)
-            else:
-                sets.append(f"{name} = {placeholder}")
-                values[placeholder] = value
-        if status.finished:
-            sets.append("expires_at = :expires")
-            values[":expires"] = epoch(now + retention)
-        expression = "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
+        expression, values = run_record_update(
+            task, status, attempt, now, next_run_at=next_run_at, error=error, retention=retention
+        )
         return self._write_while_running(task.task_id, "record the run", expression, values, now)
 
     def record_retry(
@@ -241,7 +200,7 @@ class TaskStore:
                 ":scheduled": TaskStatus.SCHEDULED.value,
                 ":running": TaskStatus.RUNNING.value,
                 ":now": format_utc(now),
-                ":attempts": _recorded_attempts(task, attempt),
+                ":attempts": recorded_attempts(task, attempt),
                 ":run_attempts": task.run_attempts + 1,
                 ":retry_at": retry_at,
                 ":error": recorded_error(error) or "failed",
@@ -306,37 +265,6 @@ class TaskStore:
             f"Could not {what}: the task is larger than DynamoDB allows.", aws.VALIDATION
         )
 
-    # -- reconciling -----------------------------------------------------------------------------
-
-    def overdue(self, before: str) -> Iterator[DueEntry]:
-        """Tasks whose `next_run_at` is earlier than `before`: shard by shard, oldest first."""
-        for shard in range(DUE_SHARDS):
-            yield from self._overdue_in(str(shard), before)
-
-    def _overdue_in(self, shard: str, before: str) -> Iterator[DueEntry]:
-        start_key = None
-        while True:
-            arguments: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_shard = :shard AND next_run_at < :before",
-                "ExpressionAttributeValues": attributes({":shard": shard, ":before": before}),
-                "Limit": _OVERDUE_PAGE_SIZE,
-            }
-            if start_key:
-                arguments["ExclusiveStartKey"] = start_key
-            page = self._call("list overdue tasks", self._client.query, **arguments)
-            for item in map(plain, page.get("Items", [])):
-                yield DueEntry(
-                    task_id=item["task_id"],
-                    status=TaskStatus(item["status"]),
-                    next_run_at=item["next_run_at"],
-                    updated_at=item["updated_at"],
-                )
-            start_key = page.get("LastEvaluatedKey")
-            if not start_key:
-                return
-
     # -- plumbing --------------------------------------------------------------------------------
 
     @staticmethod
@@ -352,7 +280,3 @@ class TaskStore:
                 return False
             raise
         return True
-
-
-def _recorded_attempts(task: Task, attempt: Attempt) -> list[dict[str, Any]]:
-    return attempts_value([*task.attempts, attempt][-MAX_RECORDED_ATTEMPTS:])

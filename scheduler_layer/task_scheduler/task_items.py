@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,9 @@ from task_scheduler.model import (
     Task,
     TaskStatus,
     TriggerKind,
+    recorded_error,
 )
+from task_scheduler.timing import format_utc
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -188,3 +190,53 @@ def _value_size(value: dict[str, Any]) -> int:
 def _utf8_size(text: str) -> int:
     # surrogatepass: counts a lone surrogate (3 bytes) instead of failing on it.
     return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def recorded_attempts(task: Task, attempt: Attempt) -> list[dict[str, Any]]:
+    """The task's attempt history with `attempt` added, keeping the most recent ones."""
+    return attempts_value([*task.attempts, attempt][-MAX_RECORDED_ATTEMPTS:])
+
+
+def run_record_update(
+    task: Task,
+    status: TaskStatus,
+    attempt: Attempt,
+    now: datetime,
+    *,
+    next_run_at: str | None,
+    error: str | None,
+    retention: timedelta,
+) -> tuple[str, dict[str, Any]]:
+    """The update expression and values that record a finished run (see TaskStore.record_run)."""
+    values: dict[str, Any] = {
+        ":status": status.value,
+        ":running": TaskStatus.RUNNING.value,
+        ":now": format_utc(now),
+        ":attempts": recorded_attempts(task, attempt),
+        ":zero": 0,
+        ":one": 1,
+    }
+    sets = [
+        "#status = :status",
+        "updated_at = :now",
+        "attempts = :attempts",
+        "run_attempts = :zero",
+        "runs = if_not_exists(runs, :zero) + :one",
+    ]
+    removes = []
+    for name, value, placeholder in (
+        ("last_error", recorded_error(error), ":error"),
+        ("next_run_at", next_run_at, ":next"),
+    ):
+        if value is None:
+            removes.append(name)
+        else:
+            sets.append(f"{name} = {placeholder}")
+            values[placeholder] = value
+    if status.finished:
+        sets.append("expires_at = :expires")
+        values[":expires"] = epoch(now + retention)
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return expression, values

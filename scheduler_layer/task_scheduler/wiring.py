@@ -130,12 +130,12 @@ def executor(
 def reconciler(
     settings: ReconcilerSettings, clients: ReconcileClients, *, clock: Clock | None = None
 ) -> Reconciler:
+    from task_scheduler.due_index import DueIndex
     from task_scheduler.queues import RetryQueue
     from task_scheduler.reconcile import Reconciler
-    from task_scheduler.storage import TaskStore
 
     return Reconciler(
-        store=TaskStore(clients.dynamodb, settings.table_name),
+        due=DueIndex(clients.dynamodb, settings.table_name),
         retries=RetryQueue(clients.sqs, settings.retry_queue_url),
         clock=clock or SystemClock(),
     )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from task_scheduler.due_index import DueIndex
 from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import (
     MAX_RECORDED_ATTEMPTS,
@@ -221,7 +222,7 @@ def _assert_ended_failed(aws: Aws) -> None:
     assert task.next_run_at is None  # out of the by_due index: the reconciler lets it be
     assert "due_shard" not in item
     assert "claim_token" not in item
-    assert list(TaskStore(aws.dynamodb, TABLE_NAME).overdue("2999-01-01T00:00:00Z")) == []
+    assert list(DueIndex(aws.dynamodb, TABLE_NAME).overdue("2999-01-01T00:00:00Z")) == []
 
 
 def test_a_stored_task_too_large_to_claim_is_ended_failed_not_left_scheduled(
