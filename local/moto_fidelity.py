@@ -157,6 +157,44 @@ def watch_event_rules(listener: RuleListener) -> None:
         setattr(EventsBackend, method, _followed_by(getattr(EventsBackend, method), hook))
 
 
+# Rules per event bus, as EventBridge's quota (300 by default, shared with every rule of the
+# account's default bus); None: unlimited, moto's own behaviour.
+_rules_quota: int | None = None
+
+
+def limit_default_bus_rules(quota: int | None) -> None:
+    """From now on PutRule refuses to create a rule on the default bus beyond `quota` rules, as
+    EventBridge does with LimitExceededException (updating an existing rule is still allowed);
+    None lifts the limit."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.events.models import EventsBackend
+
+    global _rules_quota
+    _rules_quota = quota
+    if getattr(EventsBackend.put_rule, _QUOTA_MARK, False):
+        return
+    put_rule = EventsBackend.put_rule
+
+    @functools.wraps(put_rule)
+    def limited(backend: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        rules = backend._get_event_bus(
+            backend._normalize_event_bus_arn(kwargs.get("event_bus_arn"))
+        ).rules
+        if _rules_quota is not None and name not in rules and len(rules) >= _rules_quota:
+            raise JsonRESTError(
+                "LimitExceededException",
+                f"The requested resource exceeds the maximum number allowed ({_rules_quota}).",
+            )
+        return put_rule(backend, name, *args, **kwargs)
+
+    setattr(limited, _QUOTA_MARK, True)
+    setattr(limited, _MARK, getattr(put_rule, _MARK, False))
+    EventsBackend.put_rule = limited  # type: ignore[method-assign]
+
+
+_QUOTA_MARK = "_task_scheduler_rules_quota"
+
+
 def unwatch_event_rules(listener: RuleListener) -> None:
     if listener in _listeners:
         _listeners.remove(listener)

@@ -36,6 +36,7 @@ class LocalConfig:
     region: str = "us-east-1"
     aws_timing: bool = False  # fire rules at a random second of their minute, as AWS may
     concurrency: int = 256  # concurrent asynchronous invocations per function
+    rules_quota: int = 300  # EventBridge's default quota of rules per event bus
     signing_secret: str | None = None  # whsec_...; generated when not given
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -48,6 +49,7 @@ class LocalConfig:
             region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
             aws_timing=(env.get("LOCAL_AWS_TIMING") or "").strip().lower() in ("1", "true", "yes"),
             concurrency=int(env.get("LOCAL_CONCURRENCY") or 256),
+            rules_quota=int(env.get("LOCAL_RULES_QUOTA") or 300),
             signing_secret=env.get("WEBHOOK_SIGNING_SECRET") or None,
         )
 
@@ -67,10 +69,15 @@ class LocalStack:
     def start(self) -> None:
         from moto.server import ThreadedMotoServer
 
-        from local.moto_fidelity import make_dynamodb_writes_atomic, watch_event_rules
+        from local.moto_fidelity import (
+            limit_default_bus_rules,
+            make_dynamodb_writes_atomic,
+            watch_event_rules,
+        )
 
         config = self.config
         make_dynamodb_writes_atomic()
+        limit_default_bus_rules(self.config.rules_quota)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, moto_port = self._moto.get_host_and_port()
@@ -231,7 +238,7 @@ class LocalStack:
                 )
 
     def stop(self) -> None:
-        from local.moto_fidelity import unwatch_event_rules
+        from local.moto_fidelity import limit_default_bus_rules, unwatch_event_rules
 
         for step in (
             lambda: self.api and self.api.stop(),
@@ -240,6 +247,7 @@ class LocalStack:
             lambda: self.clock and self.clock.stop(),
             lambda: self._lambda_api and self._lambda_api.stop(),
             lambda: self._moto and self._moto.stop(),
+            lambda: limit_default_bus_rules(None),
         ):
             try:
                 step()

@@ -26,6 +26,7 @@ _CONFIG = Config(
 CONDITION_FAILED = "ConditionalCheckFailedException"
 NOT_FOUND = "ResourceNotFoundException"
 VALIDATION = "ValidationException"
+LIMIT_EXCEEDED = "LimitExceededException"
 
 
 def client(service: str) -> Any:

@@ -111,6 +111,14 @@ class EventBridgeRules:
                 Description=f"Runs scheduled task {task_id}",
             )
         except DependencyFailure as failure:
+            if failure.code == aws.LIMIT_EXCEEDED:
+                raise DependencyFailure(
+                    "Could not create the task's EventBridge rule: the account's quota of rules "
+                    "per event bus (300 by default, shared with every rule on the default bus) "
+                    "is used up. Raise it in Service Quotas (EventBridge, 'Rules per event bus'), "
+                    "or remove rules you no longer need.",
+                    failure.code,
+                ) from failure
             if failure.code == aws.VALIDATION:
                 # Our cron grammar should have caught it; if EventBridge disagrees, it is still
                 # the client's expression at fault, not a failing dependency.

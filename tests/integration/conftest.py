@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.moto_fidelity import make_dynamodb_writes_atomic
+from local.moto_fidelity import limit_default_bus_rules, make_dynamodb_writes_atomic
 from local.template import create_queues, create_secrets, create_tables, load_template
 from tests.support.events import api_event
 from tests.support.lambda_runtime import ROOT, FakeLambdaContext, load_handler_module
@@ -92,6 +92,7 @@ def aws(aws_env: None) -> Iterator[Aws]:
     # Lambda without Docker: a direct dispatch is accepted by moto but runs nothing, and the tests
     # play the part of Lambda by invoking the execute handler themselves.
     make_dynamodb_writes_atomic()
+    limit_default_bus_rules(None)  # a test that needs EventBridge's quota sets its own
     with mock_aws(config={"lambda": {"use_docker": False}}):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         template = load_template()

@@ -183,3 +183,28 @@ def test_local_mode_signs_and_retries_through_its_queue() -> None:
             assert Webhook(secret).verify(delivery.body, delivery.headers) == {"n": 1}
         assert [a["status_code"] for a in task["attempts"]] == [503, 200]
         assert first.received_at >= run_at
+
+
+def test_local_mode_emulates_the_rules_quota_of_the_default_bus() -> None:
+    # The quota counts every rule of the default bus: the reconciler's own schedule takes one.
+    with local_mode(LOCAL_RULES_QUOTA="2") as local:
+        body = {"action": "webhook", "payload": {"url": "http://127.0.0.1:9/hook"}}
+
+        def schedule(seconds: int) -> requests.Response:
+            run_at = format_utc(datetime.now(UTC) + timedelta(seconds=seconds))
+            return requests.post(
+                f"{local.url}/schedule-task",
+                json={**body, "run_at": run_at},
+                headers=_headers(local),
+                timeout=10,
+            )
+
+        first = schedule(3600)
+        assert first.status_code == 201, first.text
+        refused = schedule(7200)
+        assert refused.status_code == 503
+        assert "quota of rules per event bus" in refused.json()["message"]
+        still_there = requests.get(
+            f"{local.url}/tasks/{first.json()['task_id']}", headers=_headers(local), timeout=5
+        )
+        assert still_there.json()["status"] == "scheduled"

@@ -219,7 +219,19 @@ def test_put_rule_validation_error_is_the_clients_invalid_run_at(triggers, event
     assert operations(calls) == ["put_rule"]
 
 
-@pytest.mark.parametrize("code", ["LimitExceededException", "InternalException", "AccessDenied"])
+def test_the_rules_quota_used_up_is_a_dependency_failure_naming_the_quota_and_the_way_out(
+    triggers, events, calls
+):
+    events.fail["put_rule"] = client_error("LimitExceededException", "PutRule")
+    with pytest.raises(DependencyFailure) as caught:
+        triggers.arm(TASK_ID, LATER, None, False, NOW)
+    assert caught.value.code == "LimitExceededException"
+    assert "quota of rules per event bus (300 by default" in caught.value.message
+    assert "Service Quotas" in caught.value.message
+    assert operations(calls) == ["put_rule"]
+
+
+@pytest.mark.parametrize("code", ["InternalException", "AccessDenied"])
 def test_put_rule_failing_otherwise_is_a_dependency_failure(triggers, events, calls, code):
     events.fail["put_rule"] = client_error(code, "PutRule")
     with pytest.raises(DependencyFailure) as caught:
