@@ -21,7 +21,14 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements/dev.txt requirements/runtime.txt
-	@test -n "$(PYTHON)" || { echo "python3.13 not found: install it or pass PYTHON=/path/to/python3.13" >&2; exit 1; }
+	@test -n "$(PYTHON)" || { printf '%s\n' \
+		"Python 3.13 (the Lambda runtime) was not found: no python3.13 on PATH, none under ~/.pyenv/versions/3.13*." \
+		"Get it one of these ways, then run this command again:" \
+		"  pyenv:  pyenv install 3.13   (https://github.com/pyenv/pyenv)" \
+		"  uv:     uv python install 3.13 && make $(MAKECMDGOALS) PYTHON=\"\$$(uv python find 3.13)\"" \
+		"  Debian 13 / Ubuntu 24.10+:  sudo apt-get install python3.13 python3.13-venv" \
+		"  macOS (Homebrew):           brew install python@3.13" \
+		"or point at one you have:  make $(MAKECMDGOALS) PYTHON=/path/to/python3.13" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
