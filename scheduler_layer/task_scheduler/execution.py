@@ -1,5 +1,5 @@
 """The execute side: runs a task once per occurrence, whatever the number of deliveries. Free of
-Lambda; its collaborators (repository, trigger removal, actions, retry queue, dead letters, clock,
+Lambda; its collaborators (repository, triggers, actions, retry queue, dead letters, clock,
 random source) are passed in.
 
 One run reads top to bottom: admit (is there an occurrence to run?), wait (until it is due, never
@@ -17,9 +17,9 @@ from aws_lambda_powertools import Logger
 
 from task_scheduler.actions import ActionContext, ActionPerformer, ActionRegistry, ActionResult
 from task_scheduler.clock import Clock
-from task_scheduler.cron import parse_cron
+from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import Attempt, Task, TaskStatus
-from task_scheduler.ports import DeadLetters, RetryArming, TaskRepository, TriggerRemoval
+from task_scheduler.ports import DeadLetters, RetryArming, TaskRepository, TriggerRearming
 from task_scheduler.timing import (
     MAX_EARLY_ARRIVAL,
     ceil_to_second,
@@ -28,6 +28,7 @@ from task_scheduler.timing import (
     retry_delay,
     seconds_until,
 )
+from task_scheduler.zoned_cron import occurrence_after
 
 logger = Logger(child=True)
 
@@ -71,7 +72,7 @@ class Executor:
     def __init__(
         self,
         store: TaskRepository,
-        triggers: TriggerRemoval,
+        triggers: TriggerRearming,
         actions: ActionRegistry[ActionPerformer],
         clock: Clock,
         retention: timedelta,
@@ -150,8 +151,7 @@ class Executor:
         now = self._clock.now()
         waiting_on_retry = task.run_attempts > 0 and due - now > MAX_EARLY_ARRIVAL
         if (requeue_early and due - now > QUEUE_EARLY_TOLERANCE) or waiting_on_retry:
-            # A hop of a long wait (queue delays stop at 15 minutes): wait on in the queue,
-            # never in a Lambda.
+            # A hop of a long wait (queue delays stop at 15 min): wait in the queue, not a Lambda.
             self._retries.arm_at(task.task_id, due, now)
             logger.info("task not due yet; waiting on", extra={"next_run_at": task.next_run_at})
             return RunReport(RunOutcome.NOT_DUE)
@@ -198,11 +198,8 @@ class Executor:
 
     def _settle(self, task: Task, attempted: _Attempted) -> RunReport:
         result = attempted.result
-        if (
-            not result.succeeded
-            and result.retryable
-            and attempted.attempt_in_run < task.max_attempts
-        ):
+        attempts_left = attempted.attempt_in_run < task.max_attempts
+        if not result.succeeded and result.retryable and attempts_left:
             return self._retry(task, attempted)
         return self._record(task, attempted)
 
@@ -251,22 +248,23 @@ class Executor:
         """Records the run's outcome: the next occurrence of a recurring task, or its end."""
         result, attempt = attempted.result, attempted.attempt
         now = self._clock.now()
-        next_run = parse_cron(task.run_at).next_after(now) if task.recurring else None
+        next_run = occurrence_after(task.run_at, task.timezone, now) if task.recurring else None
+        next_run_at = format_utc(next_run) if next_run else None
         if next_run is not None:
             status, outcome = TaskStatus.SCHEDULED, RunOutcome.RESCHEDULED
+            self._arm_next(task, next_run, now)
         elif result.succeeded:
             status, outcome = TaskStatus.COMPLETED, RunOutcome.COMPLETED
         else:
             status, outcome = TaskStatus.FAILED, RunOutcome.FAILED
-            # Before recording: should recording fail, a retried invocation sends it again
-            # (a duplicate dead letter), never none.
+            # Sent before recording: a retried invocation may send it twice, never not at all.
             self._dead_letters.send(task.task_id, task.run_at, result.error, attempt.attempt, now)
         recorded = self._store.record_run(
             task,
             status,
             attempt,
             now,
-            next_run_at=format_utc(next_run) if next_run else None,
+            next_run_at=next_run_at,
             error=None if result.succeeded else result.error,
             retention=self._retention,
         )
@@ -281,9 +279,21 @@ class Executor:
                 "error": result.error,
                 "duration_ms": result.duration_ms,
                 "lateness_ms": attempted.lateness_ms,
-                "next_run_at": format_utc(next_run) if next_run else None,
+                "next_run_at": next_run_at,
             },
         )
         if status.finished:
             self._triggers.disarm(task.task_id)
         return RunReport(outcome, result, attempted.lateness_ms)
+
+    def _arm_next(self, task: Task, next_run: datetime, now: datetime) -> None:
+        """Arms `next_run` before the run is recorded, so that a task is never `scheduled` with
+        nothing to fire it: should the trigger and the queue both fail, the invocation fails with
+        the task `running`, found interrupted later. (Armed for nothing, a trigger does nothing.)"""
+        try:
+            too_late = self._triggers.rearm(task.task_id, task.timezone, next_run, now)
+        except DependencyFailure:  # the retry queue can carry the next run (which re-arms)
+            logger.warning("could not re-arm the trigger; the retry queue carries the next run")
+            too_late = True
+        if too_late:
+            self._retries.arm_at(task.task_id, next_run, now)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from task_scheduler.timing import format_utc, parse_stored_utc
+from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
 # How many attempts a task keeps; a recurring task keeps the most recent ones.
 MAX_RECORDED_ATTEMPTS = 50
@@ -110,6 +111,7 @@ class Task:
     last_error: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # delivery attempts per run, the first included
     run_attempts: int = 0  # attempts of the current run that failed and are being retried
+    timezone: str = DEFAULT_TIMEZONE  # the IANA zone a cron is read in
 
     @property
     def run_id(self) -> str:
@@ -142,6 +144,7 @@ def new_task(
     recurring: bool,
     now: datetime,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> Task:
     stamp = format_utc(now)
     return Task(
@@ -155,4 +158,5 @@ def new_task(
         recurring=recurring,
         next_run_at=format_utc(first_run_at),
         max_attempts=max_attempts,
+        timezone=timezone,
     )

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from task_scheduler.model import Attempt, Task, TaskStatus, TriggerKind, running_too_long
+from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,22 @@ class OverdueTasks(Protocol):
 
 
 class TriggerRemoval(Protocol):
-    """What the execute function does with triggers: removes the one a finished task leaves."""
+    """What both functions do with triggers: remove one that must not fire (again)."""
 
     def disarm(self, task_id: str) -> None:
         """Removes the task's trigger; a trigger already gone is not an error."""
+        ...
+
+
+class TriggerRearming(TriggerRemoval, Protocol):
+    """What the execute function does with triggers: keeps a recurring task's trigger on its
+    next occurrence, and removes the one a finished task leaves."""
+
+    def rearm(self, task_id: str, timezone: str, next_run_at: datetime, now: datetime) -> bool:
+        """Makes the task's trigger fire at `next_run_at`, the next occurrence of its cron read in
+        `timezone` (a trigger that fires on every occurrence by itself needs nothing). True when
+        the trigger may fire too late for it (armed moments before), so the occurrence must be
+        handed on another way too. Raises DependencyFailure."""
         ...
 
 
@@ -85,10 +98,19 @@ class TriggerArming(TriggerRemoval, Protocol):
     """What the API function does with triggers: arms them, and removes them when undoing."""
 
     def arm(
-        self, task_id: str, fire_at: datetime, cron: str | None, recurring: bool, now: datetime
+        self,
+        task_id: str,
+        fire_at: datetime,
+        cron: str | None,
+        recurring: bool,
+        now: datetime,
+        *,
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> TriggerKind:
         """Makes the execute function run for `task_id` at `fire_at` (and, when `recurring`, on
-        every occurrence of `cron`). Raises DependencyFailure having left nothing armed."""
+        every occurrence of `cron` read in `timezone`, an IANA zone name: the execute side may
+        have to re-arm the trigger after each run, see TriggerRearming). Raises
+        DependencyFailure having left nothing armed."""
         ...
 
 

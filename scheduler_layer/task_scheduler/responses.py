@@ -9,7 +9,8 @@ from task_scheduler.model import Task
 
 
 def scheduled_answer(task: Task) -> dict[str, Any]:
-    """The `201` body of `POST /schedule-task`: four exact fields, `next_run_at` for cron."""
+    """The `201` body of `POST /schedule-task`: four exact fields, `next_run_at` and `timezone`
+    for cron."""
     answer = {
         "message": "Task scheduled successfully",
         "task_id": task.task_id,
@@ -18,6 +19,7 @@ def scheduled_answer(task: Task) -> dict[str, Any]:
     }
     if task.is_cron:
         answer["next_run_at"] = task.next_run_at
+        answer["timezone"] = task.timezone
     return answer
 
 
@@ -34,6 +36,7 @@ def task_view(task: Task) -> dict[str, Any]:
     }
     if task.is_cron:
         out["next_run_at"] = task.next_run_at
+        out["timezone"] = task.timezone
         out["recurring"] = task.recurring
         out["runs"] = task.runs
     out["retry"] = {"max_attempts": task.max_attempts}

@@ -22,14 +22,14 @@ from task_scheduler.errors import (
     quote,
 )
 from task_scheduler.model import DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS
-from task_scheduler.timing import Schedule, parse_run_at
+from task_scheduler.timing import Schedule, parse_run_at, parse_timezone
 
 MAX_BODY_BYTES = 256 * 1024
 # Deeper documents are refused: every later step (storage, delivery) walks them recursively.
 MAX_NESTING = 64
 # Longer integers are refused: Python reads (and writes back) at most 4300 digits.
 MAX_INTEGER_DIGITS = 4300
-_FIELDS = ("action", "payload", "run_at", "retry")
+_FIELDS = ("action", "payload", "run_at", "retry", "timezone")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class ScheduleRequest:
     payload: Any
     run_at: Any
     retry: Any = None
+    timezone: Any = None
 
     def to_command(
         self, actions: ActionRegistry[ActionValidator], now: datetime
@@ -63,7 +64,8 @@ class ScheduleRequest:
         """Checks every field, so one InvalidRequest names every problem."""
         problems: list[FieldProblem] = []
         action_request = _collect(problems, lambda: self._action_request(actions))
-        schedule = _collect(problems, lambda: parse_run_at(self.run_at, now))
+        zone = _collect(problems, lambda: parse_timezone(self.timezone))
+        schedule = _collect(problems, lambda: parse_run_at(self.run_at, now, zone))
         retry = _collect(problems, lambda: _retry_policy(self.retry))
         if problems:
             raise InvalidRequest(problems)
@@ -161,6 +163,7 @@ def parse_schedule_body(body: bytes | None, content_type: str | None) -> Schedul
         payload=document.get("payload"),
         run_at=document.get("run_at"),
         retry=document.get("retry"),
+        timezone=document.get("timezone"),
     )
 
 

@@ -56,6 +56,7 @@ class Scheduler:
             recurring=schedule.recurring,
             now=now,
             max_attempts=command.retry.max_attempts,
+            timezone=schedule.timezone,
         )
         _refuse_if_it_could_outgrow_storage(task)
         task_id = task.task_id
@@ -72,6 +73,7 @@ class Scheduler:
                 schedule.cron.expression if schedule.cron else None,
                 schedule.recurring,
                 self._clock.now(),
+                timezone=schedule.timezone,
             )
         except SchedulerError:
             self._undo(task_id)

@@ -26,6 +26,7 @@ from task_scheduler.model import (
     recorded_error,
 )
 from task_scheduler.timing import format_utc
+from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -86,6 +87,7 @@ def to_item(task: Task) -> dict[str, Any]:
         "next_run_at": task.next_run_at,
         "trigger": task.trigger.value if task.trigger else None,
         "last_error": task.last_error,
+        "timezone": task.timezone if task.is_cron else None,
     }
     return attributes({name: value for name, value in fields.items() if value is not None})
 
@@ -113,6 +115,7 @@ def from_item(item: dict[str, Any]) -> Task:
         last_error=fields.get("last_error"),
         max_attempts=fields.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
         run_attempts=fields.get("run_attempts", 0),
+        timezone=fields.get("timezone", DEFAULT_TIMEZONE),
     )
 
 

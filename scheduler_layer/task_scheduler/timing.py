@@ -14,11 +14,13 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from random import Random
+from zoneinfo import ZoneInfo
 
 from dateutil.parser import isoparse
 
-from task_scheduler.cron import CronError, CronSchedule, parse_cron
+from task_scheduler.cron import CronError, parse_cron
 from task_scheduler.errors import FieldProblem, InvalidRequest, quote
+from task_scheduler.zoned_cron import DEFAULT_TIMEZONE, UnknownZone, ZonedCron, zone_named
 
 MAX_YEAR = 2199
 RULE_LEAD_SECONDS = 10
@@ -31,15 +33,20 @@ _FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 @dataclass(frozen=True)
 class Schedule:
-    """When a task runs: once at a time, or on a cron expression."""
+    """When a task runs: once at a time, or on a cron expression read in a time zone."""
 
     run_at: str  # what the client is answered: the normalised UTC time, or the cron as given
     first_run_at: datetime  # first occurrence, aware UTC, whole seconds
-    cron: CronSchedule | None = None
+    cron: ZonedCron | None = None
 
     @property
     def recurring(self) -> bool:
         return self.cron is not None and not self.cron.is_single_moment()
+
+    @property
+    def timezone(self) -> str:
+        """The zone the cron is read in (an ISO time carries its own offset: UTC once parsed)."""
+        return self.cron.timezone if self.cron else DEFAULT_TIMEZONE
 
 
 def format_utc(moment: datetime) -> str:
@@ -62,8 +69,29 @@ def _problem(text: str) -> InvalidRequest:
     return InvalidRequest([FieldProblem("run_at", text)])
 
 
-def parse_run_at(value: object, now: datetime) -> Schedule:
-    """Validates `run_at` as the contract defines it, raising InvalidRequest naming `run_at`."""
+def _zone_problem(text: str) -> InvalidRequest:
+    return InvalidRequest([FieldProblem("timezone", text)])
+
+
+def parse_timezone(value: object) -> ZoneInfo | None:
+    """`timezone` as the contract defines it: None when absent, else the IANA zone it names, or
+    InvalidRequest naming `timezone`."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _zone_problem('must be a string: an IANA time zone name like "Europe/Paris"')
+    try:
+        return zone_named(value)
+    except UnknownZone:
+        raise _zone_problem(
+            f"'{quote(value)}' is not an IANA time zone name (spelt exactly, like "
+            '"Europe/Paris" or "America/New_York")'
+        ) from None
+
+
+def parse_run_at(value: object, now: datetime, zone: ZoneInfo | None = None) -> Schedule:
+    """Validates `run_at` as the contract defines it, raising InvalidRequest naming `run_at`.
+    `zone`: the request's `timezone` (None when it has none), which only a cron may have."""
     if value is None:
         raise _problem("is required")
     if not isinstance(value, str):
@@ -75,13 +103,22 @@ def parse_run_at(value: object, now: datetime) -> Schedule:
         raise _problem("is required")
     now = _as_utc(now)
     if "(" in text:
-        return _parse_cron_run_at(text, now)
-    return _parse_iso_run_at(text, now)
-
-
-def _parse_cron_run_at(text: str, now: datetime) -> Schedule:
+        return _parse_cron_run_at(text, now, zone or zone_named(DEFAULT_TIMEZONE))
+    if zone is None:
+        return _parse_iso_run_at(text, now)
+    problems = _zone_problem(
+        "applies only to a cron(...) run_at: an ISO 8601 time has its own offset"
+    ).problems
     try:
-        cron = parse_cron(text)
+        _parse_iso_run_at(text, now)
+    except InvalidRequest as error:  # the time may be wrong too: name every problem
+        problems = [*error.problems, *problems]
+    raise InvalidRequest(problems)
+
+
+def _parse_cron_run_at(text: str, now: datetime, zone: ZoneInfo) -> Schedule:
+    try:
+        cron = ZonedCron(parse_cron(text), zone)
     except CronError as error:
         raise _problem(f"is not a valid EventBridge cron expression: {error.problem}") from None
     first = cron.next_after(now)

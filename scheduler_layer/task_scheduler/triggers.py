@@ -1,6 +1,11 @@
 """The triggers that make a task run, on EventBridge: one rule per task on the default bus, and a
-direct dispatch for imminent one-shot tasks. Two roles: `EventBridgeRules` arms and removes (the
-API function), `EventBridgeRuleRemover` only removes (the execute function, once a task is done).
+direct dispatch for imminent tasks. Two roles: `EventBridgeRules` arms and removes (the API
+function); `EventBridgeRuleRearmer` moves a rule on to a task's next occurrence and removes it once
+the task is done (the execute function, which never creates a rule's target).
+
+A rule reads its cron in UTC. A recurring task whose cron is read in another zone
+(`zoned_cron`) therefore gets a one-shot rule for its next occurrence, which the execute function
+moves on after each run (same rule, same target, a new schedule expression).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from task_scheduler import aws
 from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest
 from task_scheduler.model import TriggerKind
 from task_scheduler.timing import needs_direct_dispatch, one_shot_rule_expression
+from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
 TARGET_ID = "execute-task"
 logger = Logger(child=True)
@@ -27,6 +33,24 @@ def execute_input(task_id: str) -> str:
 
 def rule_name(prefix: str, task_id: str) -> str:
     return f"{prefix}-{task_id}"
+
+
+def rule_follows_cron(timezone: str) -> bool:
+    """Whether a rule can carry a recurring task's cron itself: only when it is read in UTC."""
+    return timezone == DEFAULT_TIMEZONE
+
+
+def _put_rule(events: Any, name: str, task_id: str, expression: str, what: str) -> None:
+    """Creates the task's rule, or changes the schedule of the one there (its target stays)."""
+    aws.call(
+        "AWS",
+        what,
+        events.put_rule,
+        Name=name,
+        ScheduleExpression=expression,
+        State="ENABLED",
+        Description=f"Runs scheduled task {task_id}",
+    )
 
 
 class EventBridgeRuleRemover:
@@ -50,6 +74,26 @@ class EventBridgeRuleRemover:
                 raise
 
 
+class EventBridgeRuleRearmer(EventBridgeRuleRemover):
+    """The execute function's role: keeps a recurring task's rule on its next occurrence."""
+
+    def rearm(self, task_id: str, timezone: str, next_run_at: datetime, now: datetime) -> bool:
+        """Moves the task's one-shot rule on to `next_run_at` (the rule exists: a recurring task's
+        is removed only once the task is finished). True when that is so close that the rule may
+        not fire for it (`timing.needs_direct_dispatch`). A rule that carries the cron itself
+        fires on every occurrence as it is: nothing to do."""
+        if rule_follows_cron(timezone):
+            return False
+        _put_rule(
+            self._events,
+            rule_name(self._prefix, task_id),
+            task_id,
+            one_shot_rule_expression(next_run_at),
+            "re-arm the task's EventBridge rule for its next occurrence",
+        )
+        return needs_direct_dispatch(next_run_at, now)
+
+
 class EventBridgeRules:
     """Arms a task's trigger; removes it on the same terms as `EventBridgeRuleRemover`."""
 
@@ -67,13 +111,23 @@ class EventBridgeRules:
         self._remover = EventBridgeRuleRemover(events_client, rule_name_prefix)
 
     def arm(
-        self, task_id: str, fire_at: datetime, cron: str | None, recurring: bool, now: datetime
+        self,
+        task_id: str,
+        fire_at: datetime,
+        cron: str | None,
+        recurring: bool,
+        now: datetime,
+        *,
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> TriggerKind:
         imminent = needs_direct_dispatch(fire_at, now)
         if not recurring and imminent:
             self._dispatch(task_id)
             return TriggerKind.DIRECT
-        expression = cron if recurring and cron else one_shot_rule_expression(fire_at)
+        if recurring and cron and rule_follows_cron(timezone):
+            expression = cron
+        else:  # one occurrence, or the first of a cron read in another zone (module doc)
+            expression = one_shot_rule_expression(fire_at)
         self._put_rule(task_id, expression)
         if imminent:
             # The rule may be too late for the first occurrence: dispatch that one directly too.
@@ -101,15 +155,7 @@ class EventBridgeRules:
     def _put_rule(self, task_id: str, expression: str) -> None:
         name = rule_name(self._prefix, task_id)
         try:
-            aws.call(
-                "AWS",
-                "create the task's EventBridge rule",
-                self._events.put_rule,
-                Name=name,
-                ScheduleExpression=expression,
-                State="ENABLED",
-                Description=f"Runs scheduled task {task_id}",
-            )
+            _put_rule(self._events, name, task_id, expression, "create the task's EventBridge rule")
         except DependencyFailure as failure:
             if failure.code == aws.LIMIT_EXCEEDED:
                 raise DependencyFailure(

@@ -110,7 +110,7 @@ def executor(
     from task_scheduler.queues import DeadLetterQueue, RetryQueue
     from task_scheduler.signing import SecretsManagerSecret
     from task_scheduler.storage import TaskStore
-    from task_scheduler.triggers import EventBridgeRuleRemover
+    from task_scheduler.triggers import EventBridgeRuleRearmer
 
     deliverer = HttpWebhookDeliverer(
         SecretsManagerSecret(clients.secretsmanager, settings.webhook_secret_arn),
@@ -118,7 +118,7 @@ def executor(
     )
     return Executor(
         store=TaskStore(clients.dynamodb, settings.table_name),
-        triggers=EventBridgeRuleRemover(clients.events, settings.rule_name_prefix),
+        triggers=EventBridgeRuleRearmer(clients.events, settings.rule_name_prefix),
         actions=performers(webhook_deliverer=deliverer),
         clock=clock or SystemClock(),
         retention=timedelta(days=settings.finished_task_retention_days),

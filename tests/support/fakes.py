@@ -166,8 +166,8 @@ class FakeStore:
 
 
 class FakeTriggerRemoval:
-    """The TriggerRemoval port (the execute side): it has no `arm`, so arming fails the test.
-    Every call goes to `log`; `fail_disarm`: an exception to raise (before changing anything)."""
+    """The TriggerRemoval port. Every call goes to `log`; `fail_disarm`: an exception to raise
+    (before changing anything)."""
 
     def __init__(self, log=None):
         self.log = [] if log is None else log
@@ -181,6 +181,28 @@ class FakeTriggerRemoval:
         self.disarmed.append(task_id)
 
 
+class FakeTriggerRearming(FakeTriggerRemoval):
+    """The TriggerRearming port (the execute side): it has no `arm`, so arming fails the test.
+    A rearm is kept in `rearmed` as (task_id, timezone, next_run_at, now) and answers
+    `too_late`; like the rules backend, a UTC cron needs nothing and answers False.
+    `fail_rearm`: an exception to raise (before changing anything)."""
+
+    def __init__(self, log=None):
+        super().__init__(log)
+        self.rearmed = []
+        self.too_late = False
+        self.fail_rearm = None
+
+    def rearm(self, task_id, timezone, next_run_at, now):
+        self.log.append(("rearm", task_id))
+        if self.fail_rearm is not None:
+            raise self.fail_rearm
+        if timezone == "UTC":
+            return False
+        self.rearmed.append((task_id, timezone, next_run_at, now))
+        return self.too_late
+
+
 class FakeTriggers(FakeTriggerRemoval):
     """The TriggerArming port (the API side): arms answer `kind` and are kept in `armed`.
     `fail_arm`: an exception to raise (before changing anything)."""
@@ -189,13 +211,15 @@ class FakeTriggers(FakeTriggerRemoval):
         super().__init__(log)
         self.kind = kind
         self.armed = {}
+        self.zones = {}  # the timezone each task was armed with
         self.fail_arm = None
 
-    def arm(self, task_id, fire_at, cron, recurring, now):
+    def arm(self, task_id, fire_at, cron, recurring, now, *, timezone="UTC"):
         self.log.append(("arm", task_id))
         if self.fail_arm is not None:
             raise self.fail_arm
         self.armed[task_id] = (fire_at, cron, recurring, now)
+        self.zones[task_id] = timezone
         return self.kind
 
     def disarm(self, task_id):

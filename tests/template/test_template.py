@@ -123,10 +123,24 @@ def test_iam_is_least_privilege(template: dict, function: str) -> None:
             assert statement["Resource"] == {"Fn::GetAtt": ["ExecuteTaskFunction", "Arn"]}
 
 
-def test_the_execute_side_cannot_create_rules(template: dict) -> None:
-    actions = {a for s in _statements(template, "ExecuteTaskFunction") for a in s["Action"]}
-    assert "events:PutRule" not in actions
+def test_the_execute_side_can_rearm_its_own_rules_but_never_point_one_at_anything(
+    template: dict,
+) -> None:
+    # It moves a zoned cron task's one-shot rule on to the next occurrence (PutRule on the
+    # stack's own rule names only); a rule's target is set once, by the API side.
+    statements = _statements(template, "ExecuteTaskFunction")
+    events = [s for s in statements if any(a.startswith("events:") for a in s["Action"])]
+    assert len(events) == 1
+    assert events[0]["Resource"] == {"Fn::Sub": RULE_ARN}
+    assert set(events[0]["Action"]) == {
+        "events:PutRule",
+        "events:RemoveTargets",
+        "events:DeleteRule",
+        "events:DescribeRule",
+    }
+    actions = {a for s in statements for a in s["Action"]}
     assert "events:PutTargets" not in actions
+    assert not {a for a in actions if a.startswith("lambda:")}
 
 
 def test_tasks_table_is_safe_by_default(template: dict) -> None:

@@ -42,7 +42,7 @@ from tests.support.fakes import (
     FakeDeadLetters,
     FakeRetryQueue,
     FakeStore,
-    FakeTriggerRemoval,
+    FakeTriggerRearming,
     RecordingLogger,
 )
 
@@ -97,7 +97,7 @@ class World:
         """With a fake retry queue and fake dead letters, as deployed."""
         self.clock = FakeClock(now)
         self.store = FakeStore(*([task] if task else []))
-        self.triggers = FakeTriggerRemoval()
+        self.triggers = FakeTriggerRearming()
         self.action = FakeAction(self.clock, **action_options)
         self.retry_queue = FakeRetryQueue(self.store.events)
         self.dead_letters = FakeDeadLetters(self.store.events)
@@ -923,3 +923,105 @@ def test_retry_queue_delivery_early_is_sent_round_again_not_slept_through():
     assert world.clock.sleeps == []
     assert world.action.calls == []
     assert [(task_id, at) for task_id, at, _ in world.retry_queue.armed] == [(TASK_ID, DUE)]
+
+
+# --- recurring tasks whose cron is read in a time zone ----------------------------------------
+
+
+def zoned_task(expression, timezone, next_run_at):
+    return cron_task(expression, next_run_at).with_changes(timezone=timezone)
+
+
+def zoned_world(expression, timezone, next_run_at):
+    """A world whose store and triggers share one log, to check the order of their calls."""
+    world = World(zoned_task(expression, timezone, next_run_at))
+    world.triggers.log = world.store.log
+    world.clock.current = parse_stored_utc(next_run_at)
+    return world
+
+
+def test_zoned_task_is_rearmed_for_its_next_occurrence_before_the_run_is_recorded():
+    # New York's fall-back day: 01:30 ran at its first instant (EDT); the next is tomorrow's
+    # 01:30 EST, not the second 01:30 of today an hour later.
+    world = zoned_world("cron(30 1 * * ? *)", "America/New_York", "2027-11-07T05:30:00Z")
+    assert world.run().outcome is RunOutcome.RESCHEDULED
+    next_run = datetime(2027, 11, 8, 6, 30, tzinfo=UTC)
+    assert world.triggers.rearmed == [(TASK_ID, "America/New_York", next_run, world.clock.now())]
+    assert world.store.records[0]["next_run_at"] == "2027-11-08T06:30:00Z"
+    assert world.store.tasks[TASK_ID].next_run_at == "2027-11-08T06:30:00Z"
+    calls = [entry[0] for entry in world.store.log]
+    assert calls.index("rearm") < calls.index("record_run")
+    assert world.retry_queue.armed == []
+    assert world.triggers.disarmed == []
+
+
+def test_zoned_task_skips_a_local_time_that_does_not_exist():
+    # 02:30 does not exist in New York on 2027-03-14.
+    world = zoned_world("cron(30 2 * * ? *)", "America/New_York", "2027-03-13T07:30:00Z")
+    world.run()
+    assert world.store.records[0]["next_run_at"] == "2027-03-15T06:30:00Z"
+
+
+def test_half_hour_zone_next_occurrence():
+    world = zoned_world("cron(0 9 * * ? *)", "Asia/Kolkata", "2027-03-13T03:30:00Z")
+    world.run()
+    assert world.store.records[0]["next_run_at"] == "2027-03-14T03:30:00Z"
+
+
+def test_utc_recurring_task_leaves_its_trigger_to_the_backend_and_needs_no_queue():
+    # The rules backend's rule carries a UTC cron and fires on every occurrence by itself.
+    world = zoned_world("cron(0/15 * * * ? *)", "UTC", "2030-05-19T17:45:00Z")
+    assert world.run().outcome is RunOutcome.RESCHEDULED
+    assert ("rearm", TASK_ID) in world.store.log
+    assert world.retry_queue.armed == []
+
+
+def test_next_occurrence_rearmed_too_late_to_fire_also_goes_through_the_retry_queue():
+    world = zoned_world("cron(* * * * ? *)", "Asia/Kolkata", "2027-03-13T03:30:00Z")
+    world.action.elapse = timedelta(seconds=55)  # the run ends 5 s before the next minute
+    world.triggers.too_late = True
+    world.run()
+    next_run = datetime(2027, 3, 13, 3, 31, tzinfo=UTC)
+    assert world.retry_queue.armed == [(TASK_ID, next_run, world.clock.now())]
+    assert world.store.records[0]["next_run_at"] == "2027-03-13T03:31:00Z"
+    assert world.store.events.index(("arm_at", TASK_ID)) < world.store.events.index(
+        ("record_run", TaskStatus.SCHEDULED)
+    )
+
+
+def test_failing_to_rearm_hands_the_next_occurrence_to_the_retry_queue_and_records_the_run():
+    world = zoned_world("cron(30 1 * * ? *)", "Europe/London", "2027-10-31T00:30:00Z")
+    world.triggers.fail_rearm = DependencyFailure("Could not re-arm the task's EventBridge rule.")
+    assert world.run().outcome is RunOutcome.RESCHEDULED
+    next_run = datetime(2027, 11, 1, 1, 30, tzinfo=UTC)  # 01:30 GMT
+    assert world.retry_queue.armed == [(TASK_ID, next_run, world.clock.now())]
+    assert world.store.tasks[TASK_ID].status is TaskStatus.SCHEDULED
+    assert world.store.tasks[TASK_ID].next_run_at == "2027-11-01T01:30:00Z"
+
+
+def test_failing_to_rearm_and_to_queue_leaves_the_task_running_not_scheduled_without_trigger():
+    world = zoned_world("cron(30 1 * * ? *)", "Europe/London", "2027-10-31T00:30:00Z")
+    world.triggers.fail_rearm = DependencyFailure("Could not re-arm the task's EventBridge rule.")
+    world.retry_queue.fail = True
+    with pytest.raises(DependencyFailure):
+        world.run()
+    assert world.store.records == []
+    assert world.store.tasks[TASK_ID].status is TaskStatus.RUNNING
+
+
+def test_zoned_task_after_its_last_occurrence_is_disarmed_not_rearmed():
+    world = zoned_world("cron(30 1 * 11 ? 2027)", "America/New_York", "2027-11-30T06:30:00Z")
+    assert world.run().outcome is RunOutcome.COMPLETED
+    assert world.triggers.rearmed == []
+    assert world.triggers.disarmed == [TASK_ID]
+
+
+def test_interrupted_zoned_task_is_rearmed_for_its_next_occurrence():
+    claimed_at = datetime(2027, 11, 7, 5, 30, tzinfo=UTC)
+    task = zoned_task("cron(30 1 * * ? *)", "America/New_York", "2027-11-07T05:30:00Z")
+    world = World(task.with_changes(status=TaskStatus.RUNNING, updated_at=format_utc(claimed_at)))
+    world.clock.current = claimed_at + INTERRUPTED_AFTER + timedelta(seconds=1)
+    assert world.run().outcome is RunOutcome.RESCHEDULED
+    assert [entry[2] for entry in world.triggers.rearmed] == [
+        datetime(2027, 11, 8, 6, 30, tzinfo=UTC)
+    ]

@@ -223,14 +223,14 @@ def test_non_object_json_is_invalid(body):
 def test_long_unknown_field_name_is_quoted_at_most_200_characters():
     [(field, problem)] = problems_of(encode({**VALID, "k" * 100_000: 1}))
     assert field == "k" * 200 + "..."
-    assert problem == "is not a known field (action, payload, run_at, retry)"
+    assert problem == "is not a known field (action, payload, run_at, retry, timezone)"
 
 
 def test_unknown_top_level_fields_are_each_named():
     document = {**VALID, "timezone_typo": "UTC", "extra": 1}
     assert problems_of(encode(document)) == [
-        ("timezone_typo", "is not a known field (action, payload, run_at, retry)"),
-        ("extra", "is not a known field (action, payload, run_at, retry)"),
+        ("timezone_typo", "is not a known field (action, payload, run_at, retry, timezone)"),
+        ("extra", "is not a known field (action, payload, run_at, retry, timezone)"),
     ]
 
 

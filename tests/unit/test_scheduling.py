@@ -464,7 +464,7 @@ ORPHAN_SCRIPT = textwrap.dedent(
         def mark_scheduled(self, task_id, trigger, now): pass
 
     class Triggers:
-        def arm(self, task_id, fire_at, cron, recurring, now): return TriggerKind.RULE
+        def arm(self, task_id, fire_at, cron, recurring, now, *, timezone): return TriggerKind.RULE
 
     actions = validators(allow_loopback=False, resolver=lambda host, port: ["93.184.215.14"])
     request = ScheduleRequest("webhook", {"url": "https://example.com"}, "2030-05-19T18:00:00Z")

@@ -15,6 +15,7 @@ from task_scheduler.errors import DependencyFailure, InvalidRequest
 from task_scheduler.model import TriggerKind
 from task_scheduler.triggers import (
     TARGET_ID,
+    EventBridgeRuleRearmer,
     EventBridgeRuleRemover,
     EventBridgeRules,
     execute_input,
@@ -347,3 +348,70 @@ def test_disarm_with_events_unreachable_is_a_dependency_failure(triggers, events
     events.fail[operation] = EndpointConnectionError(endpoint_url="https://events.example")
     with pytest.raises(DependencyFailure, match="unreachable"):
         triggers.disarm(TASK_ID)
+
+
+# --- recurring tasks whose cron is read in a time zone ----------------------------------------
+# A rule reads its cron in UTC, so such a task's rule is a one-shot for its next occurrence,
+# moved on by the execute side after each run.
+
+
+def test_zoned_recurring_task_gets_a_one_shot_rule_for_its_first_occurrence(triggers, calls):
+    kind = triggers.arm(TASK_ID, LATER, CRON, True, NOW, timezone="Europe/Paris")
+    assert kind is TriggerKind.RULE
+    assert calls == [PUT_RULE_ONE_SHOT, PUT_TARGETS]
+
+
+def test_imminent_zoned_recurring_task_gets_its_one_shot_rule_and_a_direct_dispatch(
+    triggers, calls
+):
+    kind = triggers.arm(TASK_ID, SOON, CRON, True, NOW, timezone="Asia/Kolkata")
+    assert kind is TriggerKind.RULE
+    assert calls == [put_rule_with("cron(0 17 19 5 ? 2030)"), PUT_TARGETS, INVOKE]
+
+
+def test_utc_recurring_task_named_utc_keeps_its_cron_on_the_rule(triggers, calls):
+    triggers.arm(TASK_ID, LATER, CRON, True, NOW, timezone="UTC")
+    assert calls == [put_rule_with(CRON), PUT_TARGETS]
+
+
+@pytest.fixture
+def rearmer(events):
+    return EventBridgeRuleRearmer(events, PREFIX)
+
+
+def test_rearm_moves_the_rule_on_to_the_next_occurrence_and_leaves_its_target(rearmer, calls):
+    assert rearmer.rearm(TASK_ID, "America/New_York", LATER, NOW) is False
+    assert calls == [PUT_RULE_ONE_SHOT]
+
+
+def test_rearm_of_a_utc_cron_changes_nothing(rearmer, calls):
+    assert rearmer.rearm(TASK_ID, "UTC", LATER, NOW) is False
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("now", "too_late"),
+    [
+        (datetime(2030, 5, 19, 17, 55, 50, tzinfo=UTC), False),
+        (datetime(2030, 5, 19, 17, 55, 51, tzinfo=UTC), True),
+    ],
+)
+def test_rearm_moments_before_the_occurrence_may_be_too_late(rearmer, calls, now, too_late):
+    assert rearmer.rearm(TASK_ID, "Europe/London", LATER, now) is too_late
+    assert calls == [PUT_RULE_ONE_SHOT]
+
+
+def test_rearm_failing_is_a_dependency_failure(rearmer, events, calls):
+    events.fail["put_rule"] = client_error("ThrottlingException", "PutRule")
+    with pytest.raises(DependencyFailure) as caught:
+        rearmer.rearm(TASK_ID, "Europe/London", LATER, NOW)
+    assert caught.value.message == (
+        "Could not re-arm the task's EventBridge rule for its next occurrence: "
+        "AWS answered ThrottlingException."
+    )
+    assert calls == [PUT_RULE_ONE_SHOT]
+
+
+def test_the_rearmer_removes_like_the_remover(rearmer, calls):
+    rearmer.disarm(TASK_ID)
+    assert calls == REMOVE_RULE
