@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local.template import ROOT, load_template, resources_of_type
+from local.template import ROOT, load_template, resources_of_type, with_language_extensions
 from task_scheduler.actions.webhook import MAX_TIMEOUT_SECONDS
 from task_scheduler.execution import PENDING_GRACE
 from task_scheduler.settings import MAX_RULE_PREFIX_LENGTH
@@ -23,11 +23,17 @@ RULE_ARN = (
     "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
     "${RuleNamePrefix}-????????-????-????-????-????????????"
 )
+# With TriggerBackend=scheduler: the schedules of the stack's own group (its name has no `/`).
+SCHEDULE_ARN = (
+    "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/"
+    "${TaskScheduleGroup}/*"
+)
 
 
 @pytest.fixture(scope="module")
 def template() -> dict:
-    return load_template()
+    """The template as SAM receives it with the default parameters (TriggerBackend=rules)."""
+    return with_language_extensions(load_template())
 
 
 def _function(template: dict, name: str) -> dict:
@@ -90,8 +96,10 @@ def test_a_stack_cannot_touch_the_rules_of_a_stack_whose_prefix_extends_its_own(
             assert not fnmatch.fnmatchcase(arn(other), pattern), (other, pattern)
 
 
+@pytest.mark.parametrize("backend", ["rules", "scheduler"])
 @pytest.mark.parametrize("function", ["ScheduleTaskFunction", "ExecuteTaskFunction"])
-def test_iam_is_least_privilege(template: dict, function: str) -> None:
+def test_iam_is_least_privilege(function: str, backend: str) -> None:
+    template = with_language_extensions(load_template(), {"TriggerBackend": backend})
     for statement in _statements(template, function):
         actions = (
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -106,6 +114,12 @@ def test_iam_is_least_privilege(template: dict, function: str) -> None:
                 "events:DeleteRule",
                 "events:DescribeRule",
             }
+        elif any(a.startswith("scheduler:") for a in actions):
+            assert statement["Resource"] == {"Fn::Sub": SCHEDULE_ARN}
+            assert set(actions) <= {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"}
+        elif any(a.startswith("iam:") for a in actions):
+            assert actions == ["iam:PassRole"]
+            assert statement["Resource"] == {"Fn::GetAtt": ["TaskScheduleRole", "Arn"]}
         elif any(a.startswith("dynamodb:") for a in actions):
             assert statement["Resource"] == {"Fn::GetAtt": ["TasksTable", "Arn"]}
             assert not {"dynamodb:Scan", "dynamodb:DeleteTable"} & set(actions)
