@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -222,3 +224,141 @@ def rule_targets(
     if rule is None or rule.state != "ENABLED":
         return None
     return rule.arn, [(target["Arn"], target.get("Input")) for target in rule.targets]
+
+
+# -- EventBridge Scheduler -------------------------------------------------------------------------
+
+
+class ScheduleListener:
+    """Told of each EventBridge Scheduler schedule write and delete moto performs
+    (`watch_schedules`)."""
+
+    def schedule_written(
+        self, group: str, name: str, expression: str, timezone: str, state: str
+    ) -> None: ...
+
+    def schedule_deleted(self, group: str, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScheduleTarget:
+    """A schedule's target and completion action as moto holds them, at one revision."""
+
+    arn: str
+    input: str | None
+    action_after_completion: str | None
+    revision: int
+
+
+_schedule_listeners: list[ScheduleListener] = []
+# Scheduler writes, their listeners and the local deletes after completion happen one at a time,
+# so "delete it unless it was rewritten since it fired" is one step.
+_SCHEDULES_LOCK = threading.RLock()
+_REVISION = "_task_scheduler_revision"
+_revisions = itertools.count(1)
+
+
+def watch_schedules(listener: ScheduleListener) -> None:
+    """Calls `listener` after each CreateSchedule / UpdateSchedule / DeleteSchedule moto serves,
+    so the local clock learns of schedules as they are written instead of scanning them. Also
+    makes UpdateSchedule replace the whole definition as Scheduler does: a State or
+    ActionAfterCompletion left out takes its default (ENABLED, NONE), not the old value."""
+    from moto.scheduler.models import EventBridgeSchedulerBackend
+    from moto.scheduler.responses import EventBridgeSchedulerResponse
+
+    _schedule_listeners.append(listener)
+    if getattr(EventBridgeSchedulerBackend.create_schedule, _MARK, False):
+        return
+
+    def after_write(backend: Any, schedule: Any, *args: Any, **kwargs: Any) -> None:
+        schedule.state = schedule.state or "ENABLED"
+        setattr(schedule, _REVISION, next(_revisions))
+        for each in list(_schedule_listeners):
+            each.schedule_written(
+                schedule.group_name,
+                schedule.name,
+                schedule.schedule_expression,
+                schedule.schedule_expression_timezone or "UTC",
+                schedule.state,
+            )
+
+    def after_delete(
+        backend: Any, result: Any, group_name: str | None, name: str, *args: Any, **kw: Any
+    ) -> None:
+        for each in list(_schedule_listeners):
+            each.schedule_deleted(group_name or "default", name)
+
+    for method, hook in (
+        ("create_schedule", after_write),
+        ("update_schedule", after_write),
+        ("delete_schedule", after_delete),
+    ):
+        followed = _followed_by(getattr(EventBridgeSchedulerBackend, method), hook)
+        setattr(EventBridgeSchedulerBackend, method, _serialised(followed))
+    update_response = EventBridgeSchedulerResponse.update_schedule
+
+    @functools.wraps(update_response)
+    def update_replacing_all(response: Any) -> str:
+        with _SCHEDULES_LOCK:
+            answer = update_response(response)
+            schedule = response.scheduler_backend.get_schedule(
+                response._get_param("GroupName"), response.uri.split("?")[0].split("/")[-1]
+            )
+            schedule.action_after_completion = response._get_param("ActionAfterCompletion")
+            return answer
+
+    EventBridgeSchedulerResponse.update_schedule = update_replacing_all  # type: ignore[method-assign]
+
+
+def unwatch_schedules(listener: ScheduleListener) -> None:
+    if listener in _schedule_listeners:
+        _schedule_listeners.remove(listener)
+
+
+def _serialised(method: Any) -> Any:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _SCHEDULES_LOCK:
+            return method(*args, **kwargs)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def schedule_target(account: str, region: str, group: str, name: str) -> ScheduleTarget | None:
+    """The schedule's target (ARN, Input) and ActionAfterCompletion as moto holds them; None when
+    it is gone or disabled."""
+    from moto.scheduler.models import scheduler_backends
+
+    with _SCHEDULES_LOCK:
+        schedule = _schedule(scheduler_backends[account][region], group, name)
+        if schedule is None or (schedule.state or "ENABLED") != "ENABLED":
+            return None
+        return ScheduleTarget(
+            schedule.target["Arn"],
+            schedule.target.get("Input"),
+            schedule.action_after_completion,
+            getattr(schedule, _REVISION, 0),
+        )
+
+
+def delete_completed_schedule(
+    account: str, region: str, group: str, name: str, revision: int
+) -> bool:
+    """Deletes the schedule, as Scheduler does after the last invocation of one whose
+    ActionAfterCompletion is DELETE, unless it was rewritten since `revision` was read (it then
+    has a new definition to run). True when deleted."""
+    from moto.scheduler.models import scheduler_backends
+
+    backend = scheduler_backends[account][region]
+    with _SCHEDULES_LOCK:
+        schedule = _schedule(backend, group, name)
+        if schedule is None or getattr(schedule, _REVISION, 0) != revision:
+            return False
+        backend.delete_schedule(group, name)
+        return True
+
+
+def _schedule(backend: Any, group: str, name: str) -> Any:
+    found = backend.schedule_groups.get(group)
+    return found.schedules.get(name) if found is not None else None
