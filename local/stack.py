@@ -1,5 +1,6 @@
 """The whole scheduler on one machine: moto (in-process server) for AWS, the template's functions,
-API Gateway and Lambda's Invoke API on 127.0.0.1, and the EventBridge clock."""
+API Gateway and Lambda's Invoke API on 127.0.0.1, and the clocks of EventBridge rules and
+EventBridge Scheduler."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from local.functions import add_layers, function_arn
 from local.template import (
     api_routes,
     create_queues,
+    create_schedule_groups,
     create_secrets,
     create_tables,
     load_template,
     parameter_defaults,
     resolve_value,
     resources_of_type,
+    role_references,
     with_language_extensions,
 )
 
@@ -37,6 +40,7 @@ class LocalConfig:
     aws_timing: bool = False  # fire rules at a random second of their minute, as AWS may
     concurrency: int = 256  # concurrent asynchronous invocations per function
     rules_quota: int = 300  # EventBridge's default quota of rules per event bus
+    trigger_backend: str = "rules"  # the template's TriggerBackend: rules or scheduler
     signing_secret: str | None = None  # whsec_...; generated when not given
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -50,6 +54,7 @@ class LocalConfig:
             aws_timing=(env.get("LOCAL_AWS_TIMING") or "").strip().lower() in ("1", "true", "yes"),
             concurrency=int(env.get("LOCAL_CONCURRENCY") or 256),
             rules_quota=int(env.get("LOCAL_RULES_QUOTA") or 300),
+            trigger_backend=(env.get("TRIGGER_BACKEND") or "rules").strip(),
             signing_secret=env.get("WEBHOOK_SIGNING_SECRET") or None,
         )
 
@@ -60,7 +65,8 @@ class LocalStack:
         self._moto: Any = None
         self.api: Any = None
         self._lambda_api: Any = None
-        self.clock: Any = None
+        self.clock: Any = None  # EventBridge rules
+        self.schedule_clock: Any = None  # EventBridge Scheduler
         self.functions: dict[str, Any] = {}
         self.table_names: dict[str, str] = {}
         self.signing_secret = ""
@@ -73,9 +79,12 @@ class LocalStack:
             limit_default_bus_rules,
             make_dynamodb_writes_atomic,
             watch_event_rules,
+            watch_schedules,
         )
 
         config = self.config
+        declared = load_template()
+        overrides = template_parameters(declared, config)  # a bad TRIGGER_BACKEND stops us here
         make_dynamodb_writes_atomic()
         limit_default_bus_rules(self.config.rules_quota)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -97,11 +106,19 @@ class LocalStack:
 
         import boto3
 
-        template = with_language_extensions(load_template())  # as CloudFormation resolves it
+        template = with_language_extensions(declared, overrides)  # as CloudFormation resolves it
         add_layers(template)  # the functions' layers, as Lambda mounts them
         from task_scheduler.signing import SECRET_PREFIX, SigningSecret, generate_secret
 
-        params = parameter_defaults(template)
+        params = {**parameter_defaults(template), **overrides}
+        pseudo: dict[str, str] = {
+            "AWS::Region": config.region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": STACK,
+            "AWS::URLSuffix": "amazonaws.com",
+            **{name: str(value) for name, value in params.items()},
+        }
         self.table_names = create_tables(
             boto3.client("dynamodb"),
             template,
@@ -124,20 +141,32 @@ class LocalStack:
             {n: f"{STACK}-{n}" for n in resources_of_type(template, "AWS::SecretsManager::Secret")},
             {"WebhookSigningSecret": json.dumps({"key": key})},
         )
+        schedule_groups = create_schedule_groups(
+            boto3.client("scheduler"),
+            template,
+            {
+                n: f"{STACK}-{n}"
+                for n in resources_of_type(template, "AWS::Scheduler::ScheduleGroup")
+            },
+            pseudo,
+        )
+        roles = role_references(
+            template,
+            ACCOUNT,
+            {n: f"{STACK}-{n}" for n in resources_of_type(template, "AWS::IAM::Role")},
+            pseudo,
+        )
         function_ids = list(resources_of_type(template, "AWS::Serverless::Function"))
         arns = {
             name: function_arn(config.region, ACCOUNT, f"{STACK}-{name}") for name in function_ids
         }
         resolve: dict[str, str] = {
-            "AWS::Region": config.region,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::Partition": "aws",
-            "AWS::StackName": STACK,
-            "AWS::URLSuffix": "amazonaws.com",
-            **{name: str(value) for name, value in params.items()},
+            **pseudo,
             **self.table_names,
             **queues,
             **secrets_,
+            **schedule_groups,
+            **roles,
             **{f"{name}.Arn": arn for name, arn in arns.items()},
             **{
                 f"{name}.Arn": f"arn:aws:dynamodb:{config.region}:{ACCOUNT}:table/{table}"
@@ -159,11 +188,15 @@ class LocalStack:
         self._connect_event_sources(template, resolve, queues, boto3.client("sqs"))
 
         schedule_rules = self._create_schedule_rules(template, boto3.client("events"), arns)
-        self.clock = _build_clock(template, resolve, self.functions, config, schedule_rules)
+        deliver = _delivery_to(self.functions)
+        self.clock = _build_clock(template, resolve, deliver, config, schedule_rules)
         watch_event_rules(self.clock)
         self.clock.start()
         for name, expression in schedule_rules.items():
             self.clock.rule_written(name, expression, "ENABLED")
+        self.schedule_clock = _build_schedule_clock(deliver, config)
+        watch_schedules(self.schedule_clock)
+        self.schedule_clock.start()
 
         stage = str(
             resolve_value(
@@ -238,13 +271,19 @@ class LocalStack:
                 )
 
     def stop(self) -> None:
-        from local.moto_fidelity import limit_default_bus_rules, unwatch_event_rules
+        from local.moto_fidelity import (
+            limit_default_bus_rules,
+            unwatch_event_rules,
+            unwatch_schedules,
+        )
 
         for step in (
             lambda: self.api and self.api.stop(),
             lambda: [poller.stop() for poller in self._pollers],
             lambda: self.clock and unwatch_event_rules(self.clock),
             lambda: self.clock and self.clock.stop(),
+            lambda: self.schedule_clock and unwatch_schedules(self.schedule_clock),
+            lambda: self.schedule_clock and self.schedule_clock.stop(),
             lambda: self._lambda_api and self._lambda_api.stop(),
             lambda: self._moto and self._moto.stop(),
             lambda: limit_default_bus_rules(None),
@@ -258,18 +297,63 @@ class LocalStack:
     def in_flight(self) -> int:
         return sum(f.in_flight for f in self.functions.values())
 
+    @property
+    def pending_triggers(self) -> dict[str, int]:
+        """Triggers waiting in each clock (entries of rewritten or deleted ones included until
+        their time comes)."""
+        return {
+            "rules": self.clock.pending if self.clock else 0,
+            "schedules": self.schedule_clock.pending if self.schedule_clock else 0,
+        }
+
+
+def template_parameters(template: dict[str, Any], config: LocalConfig) -> dict[str, str]:
+    """The parameter values local mode deploys with, beyond the template's defaults: TRIGGER_BACKEND
+    as TriggerBackend. Raises ValueError for a value the template does not allow, or for a
+    backend other than rules when the template has no such parameter."""
+    spec = template.get("Parameters", {}).get("TriggerBackend")
+    if spec is None:
+        if config.trigger_backend != "rules":
+            raise ValueError(
+                f"TRIGGER_BACKEND={config.trigger_backend}: template.yaml has no TriggerBackend "
+                "parameter, so only rules is available"
+            )
+        return {}
+    allowed = [str(value) for value in spec.get("AllowedValues", [])]
+    if allowed and config.trigger_backend not in allowed:
+        raise ValueError(
+            f"TRIGGER_BACKEND={config.trigger_backend}: must be one of {', '.join(allowed)}"
+        )
+    return {"TriggerBackend": config.trigger_backend}
+
+
+def _delivery_to(functions: dict[str, Any]) -> Any:
+    """How both clocks hand an event to a target: an asynchronous invocation of the local
+    function with the target's ARN."""
+    from local.eventbridge import Target
+
+    by_arn = {f.arn: f for f in functions.values()}
+
+    def deliver(target: Target, event: dict[str, Any]) -> None:
+        function = by_arn.get(target.arn)
+        if function is None:
+            log.warning("target %s is not a local function; skipped", target.arn)
+            return
+        function.invoke_async(event)
+
+    return deliver
+
 
 def _build_clock(
     template: dict[str, Any],
     resolve: dict[str, str],
-    functions: dict[str, Any],
+    deliver: Any,
     config: LocalConfig,
     schedule_rules: dict[str, str],
 ) -> Any:
     from local.eventbridge import RuleClock, Target
     from local.moto_fidelity import rule_targets
 
-    by_arn = {f.arn: f for f in functions.values()}
     # EventBridge may invoke a function only where a permission allows it: honour the template's.
     allowed = [
         str(resolve_value(p["Properties"]["SourceArn"], resolve))
@@ -286,11 +370,18 @@ def _build_clock(
         arn, targets = found
         return arn, [Target(target_arn, given) for target_arn, given in targets]
 
-    def deliver(target: Target, event: dict[str, Any]) -> None:
-        function = by_arn.get(target.arn)
-        if function is None:
-            log.warning("rule target %s is not a local function; skipped", target.arn)
-            return
-        function.invoke_async(event)
-
     return RuleClock(lookup, deliver, allowed, aws_timing=config.aws_timing)
+
+
+def _build_schedule_clock(deliver: Any, config: LocalConfig) -> Any:
+    from local.moto_fidelity import delete_completed_schedule, schedule_target
+    from local.scheduler_clock import ScheduleClock
+
+    return ScheduleClock(
+        lambda group, name: schedule_target(ACCOUNT, config.region, group, name),
+        deliver,
+        lambda group, name, revision: delete_completed_schedule(
+            ACCOUNT, config.region, group, name, revision
+        ),
+        aws_timing=config.aws_timing,
+    )

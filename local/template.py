@@ -273,6 +273,52 @@ def create_secrets(
     return created
 
 
+def create_schedule_groups(
+    scheduler: Any,
+    template: dict[str, Any],
+    name_for: dict[str, str],
+    resolve: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Creates every EventBridge Scheduler schedule group of the template (named by its `Name`
+    when it has one, resolved against `resolve`); returns what `Ref` (the group's name) and
+    `Fn::GetAtt .Arn` give for each."""
+    resolved = {}
+    groups = resources_of_type(template, "AWS::Scheduler::ScheduleGroup")
+    for logical_id, resource in groups.items():
+        props = resource.get("Properties", {})
+        name = (
+            str(resolve_value(props["Name"], resolve or {}))
+            if "Name" in props
+            else name_for.get(logical_id, logical_id)
+        )
+        arn = scheduler.create_schedule_group(Name=name)["ScheduleGroupArn"]
+        resolved.update({logical_id: name, f"{logical_id}.Arn": arn})
+    return resolved
+
+
+def role_references(
+    template: dict[str, Any],
+    account: str,
+    name_for: dict[str, str],
+    resolve: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """What `Ref` (the role's name) and `Fn::GetAtt .Arn` give for every IAM role of the template.
+    Local mode enforces no IAM, so the roles are named, never created."""
+    resolved = {}
+    for logical_id, resource in resources_of_type(template, "AWS::IAM::Role").items():
+        props = resource.get("Properties", {})
+        name = (
+            str(resolve_value(props["RoleName"], resolve or {}))
+            if "RoleName" in props
+            else name_for.get(logical_id, logical_id)
+        )
+        path = str(props.get("Path", "/"))
+        resolved.update(
+            {logical_id: name, f"{logical_id}.Arn": f"arn:aws:iam::{account}:role{path}{name}"}
+        )
+    return resolved
+
+
 def _generated_secret(spec: dict[str, Any]) -> str:
     alphabet = string.ascii_letters + string.digits
     if not spec.get("ExcludePunctuation"):
