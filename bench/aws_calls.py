@@ -75,7 +75,7 @@ class CallCounter:
 def watched(clients: Any, counter: CallCounter) -> Any:
     seen: set[int] = set()
     for value in vars(clients).values():
-        if id(value) not in seen:
+        if value is not None and id(value) not in seen:
             seen.add(id(value))
             counter.watch(value)
     return clients

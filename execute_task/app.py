@@ -20,7 +20,7 @@ logger = Logger()
 metrics = Metrics()
 
 settings = ExecutorSettings.from_env()
-clients = wiring.ExecuteClients.create()
+clients = wiring.ExecuteClients.create(settings.trigger_backend)
 executor = wiring.executor(settings, clients)
 
 _METRIC_FOR_OUTCOME = {

@@ -21,7 +21,7 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 
 settings = ApiSettings.from_env()
-clients = wiring.ApiClients.create()
+clients = wiring.ApiClients.create(settings.trigger_backend)
 
 
 def new_task_id_logged() -> str:

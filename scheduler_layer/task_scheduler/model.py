@@ -59,6 +59,7 @@ class TaskStatus(StrEnum):
 
 class TriggerKind(StrEnum):
     RULE = "rule"  # an EventBridge rule on the default bus, one per task
+    SCHEDULE = "schedule"  # an EventBridge Scheduler schedule in the stack's group, one per task
     DIRECT = "direct"  # an asynchronous invocation of the execute function, for imminent tasks
 
 

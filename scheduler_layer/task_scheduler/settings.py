@@ -54,6 +54,25 @@ def _rule_prefix(environ: Mapping[str, str]) -> str:
     return prefix
 
 
+RULES_BACKEND = "rules"
+SCHEDULER_BACKEND = "scheduler"
+TRIGGER_BACKENDS = (RULES_BACKEND, SCHEDULER_BACKEND)
+
+
+def _trigger_backend(environ: Mapping[str, str]) -> str:
+    value = environ.get("TRIGGER_BACKEND", "").strip() or RULES_BACKEND
+    if value not in TRIGGER_BACKENDS:
+        raise ConfigurationError(
+            f"TRIGGER_BACKEND must be one of {', '.join(TRIGGER_BACKENDS)}, got {value!r}"
+        )
+    return value
+
+
+def _for_scheduler(environ: Mapping[str, str], backend: str, name: str) -> str | None:
+    """A variable only the `scheduler` backend uses: required with it, ignored without."""
+    return _required(environ, name) if backend == SCHEDULER_BACKEND else None
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     table_name: str
@@ -80,12 +99,23 @@ class ApiSettings(CommonSettings):
     """What the API function (schedule_task) needs."""
 
     execute_function_arn: str
+    trigger_backend: str = RULES_BACKEND  # `rules` or `scheduler` (EventBridge Scheduler)
+    # With `scheduler`: the stack's schedule group, the role the schedules invoke the execute
+    # function with, and the dead-letter queue for events they could not deliver.
+    schedule_group_name: str | None = None
+    scheduler_role_arn: str | None = None
+    dead_letter_queue_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ApiSettings:
+        backend = _trigger_backend(environ)
         return cls(
             **cls._common(environ),
             execute_function_arn=_required(environ, "EXECUTE_FUNCTION_ARN"),
+            trigger_backend=backend,
+            schedule_group_name=_for_scheduler(environ, backend, "SCHEDULE_GROUP_NAME"),
+            scheduler_role_arn=_for_scheduler(environ, backend, "SCHEDULER_ROLE_ARN"),
+            dead_letter_queue_arn=_for_scheduler(environ, backend, "DEAD_LETTER_QUEUE_ARN"),
         )
 
 
@@ -96,14 +126,19 @@ class ExecutorSettings(CommonSettings):
     webhook_secret_arn: str  # Secrets Manager secret holding the signing key
     retry_queue_url: str  # delayed messages: the durable waits between attempts
     dead_letter_queue_url: str  # tasks that ended `failed`
+    trigger_backend: str = RULES_BACKEND
+    schedule_group_name: str | None = None  # with `scheduler`
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorSettings:
+        backend = _trigger_backend(environ)
         return cls(
             **cls._common(environ),
             webhook_secret_arn=_required(environ, "WEBHOOK_SECRET_ARN"),
             retry_queue_url=_required(environ, "RETRY_QUEUE_URL"),
             dead_letter_queue_url=_required(environ, "DEAD_LETTER_QUEUE_URL"),
+            trigger_backend=backend,
+            schedule_group_name=_for_scheduler(environ, backend, "SCHEDULE_GROUP_NAME"),
         )
 
 

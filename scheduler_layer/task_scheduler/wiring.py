@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 from task_scheduler import aws
 from task_scheduler.clock import Clock, SystemClock
 from task_scheduler.schedule_request import ScheduleCommand, parse_schedule_body
-from task_scheduler.settings import ApiSettings, ExecutorSettings, ReconcilerSettings
+from task_scheduler.settings import (
+    RULES_BACKEND,
+    SCHEDULER_BACKEND,
+    ApiSettings,
+    ExecutorSettings,
+    ReconcilerSettings,
+)
 
 # Each builder imports what its function uses, so no function's cold start pays for another's
 # modules (the execute function's HTTP delivery above all).
@@ -19,35 +25,50 @@ if TYPE_CHECKING:
     from task_scheduler.actions import ActionRegistry, ActionValidator
     from task_scheduler.addresses import Resolver
     from task_scheduler.execution import Executor
+    from task_scheduler.ports import TriggerArming, TriggerRearming
     from task_scheduler.reconcile import Reconciler
     from task_scheduler.scheduling import Scheduler
+
+
+def _trigger_client(trigger_backend: str) -> dict[str, Any]:
+    """The client of the backend's triggers: EventBridge for rules, EventBridge Scheduler for
+    schedules (only the one in use is created: each costs the cold start a few milliseconds)."""
+    if trigger_backend == SCHEDULER_BACKEND:
+        return {"events": None, "scheduler": aws.client("scheduler")}
+    return {"events": aws.client("events"), "scheduler": None}
 
 
 @dataclass(frozen=True)
 class ApiClients:
     dynamodb: Any
-    events: Any
+    events: Any  # with the `rules` backend
     lambda_: Any
+    scheduler: Any = None  # with the `scheduler` backend
 
     @classmethod
-    def create(cls) -> ApiClients:
-        return cls(aws.client("dynamodb"), aws.client("events"), aws.client("lambda"))
+    def create(cls, trigger_backend: str = RULES_BACKEND) -> ApiClients:
+        return cls(
+            dynamodb=aws.client("dynamodb"),
+            lambda_=aws.client("lambda"),
+            **_trigger_client(trigger_backend),
+        )
 
 
 @dataclass(frozen=True)
 class ExecuteClients:
     dynamodb: Any
-    events: Any
+    events: Any  # with the `rules` backend
     sqs: Any  # the retry queue and the dead-letter queue
     secretsmanager: Any
+    scheduler: Any = None  # with the `scheduler` backend
 
     @classmethod
-    def create(cls) -> ExecuteClients:
+    def create(cls, trigger_backend: str = RULES_BACKEND) -> ExecuteClients:
         return cls(
-            aws.client("dynamodb"),
-            aws.client("events"),
-            aws.client("sqs"),
-            aws.client("secretsmanager"),
+            dynamodb=aws.client("dynamodb"),
+            sqs=aws.client("sqs"),
+            secretsmanager=aws.client("secretsmanager"),
+            **_trigger_client(trigger_backend),
         )
 
 
@@ -86,19 +107,51 @@ def api(
     from task_scheduler.actions import validators
     from task_scheduler.scheduling import Scheduler, new_task_id
     from task_scheduler.storage import TaskStore
-    from task_scheduler.triggers import EventBridgeRules
 
     clock = clock or SystemClock()
-    triggers = EventBridgeRules(
-        clients.events, clients.lambda_, settings.rule_name_prefix, settings.execute_function_arn
-    )
     return Api(
         scheduler=Scheduler(
-            TaskStore(clients.dynamodb, settings.table_name), triggers, clock, new_id or new_task_id
+            TaskStore(clients.dynamodb, settings.table_name),
+            _arming(settings, clients),
+            clock,
+            new_id or new_task_id,
         ),
         actions=validators(allow_loopback=settings.allow_loopback_targets, resolver=resolver),
         clock=clock,
     )
+
+
+def _arming(settings: ApiSettings, clients: ApiClients) -> TriggerArming:
+    if settings.trigger_backend == SCHEDULER_BACKEND:
+        from task_scheduler.schedules import EventBridgeSchedules
+
+        assert settings.schedule_group_name  # required by the settings with this backend
+        assert settings.scheduler_role_arn
+        assert settings.dead_letter_queue_arn
+        return EventBridgeSchedules(
+            clients.scheduler,
+            clients.lambda_,
+            settings.schedule_group_name,
+            settings.execute_function_arn,
+            settings.scheduler_role_arn,
+            settings.dead_letter_queue_arn,
+        )
+    from task_scheduler.triggers import EventBridgeRules
+
+    return EventBridgeRules(
+        clients.events, clients.lambda_, settings.rule_name_prefix, settings.execute_function_arn
+    )
+
+
+def _rearming(settings: ExecutorSettings, clients: ExecuteClients) -> TriggerRearming:
+    if settings.trigger_backend == SCHEDULER_BACKEND:
+        from task_scheduler.schedules import EventBridgeScheduleRemover
+
+        assert settings.schedule_group_name  # required by the settings with this backend
+        return EventBridgeScheduleRemover(clients.scheduler, settings.schedule_group_name)
+    from task_scheduler.triggers import EventBridgeRuleRearmer
+
+    return EventBridgeRuleRearmer(clients.events, settings.rule_name_prefix)
 
 
 def executor(
@@ -110,7 +163,6 @@ def executor(
     from task_scheduler.queues import DeadLetterQueue, RetryQueue
     from task_scheduler.signing import SecretsManagerSecret
     from task_scheduler.storage import TaskStore
-    from task_scheduler.triggers import EventBridgeRuleRearmer
 
     deliverer = HttpWebhookDeliverer(
         SecretsManagerSecret(clients.secretsmanager, settings.webhook_secret_arn),
@@ -118,7 +170,7 @@ def executor(
     )
     return Executor(
         store=TaskStore(clients.dynamodb, settings.table_name),
-        triggers=EventBridgeRuleRearmer(clients.events, settings.rule_name_prefix),
+        triggers=_rearming(settings, clients),
         actions=performers(webhook_deliverer=deliverer),
         clock=clock or SystemClock(),
         retention=timedelta(days=settings.finished_task_retention_days),

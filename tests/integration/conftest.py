@@ -69,6 +69,25 @@ class Aws:
     def rule_names(self) -> list[str]:
         return [r["Name"] for r in self.events.list_rules(NamePrefix=RULE_PREFIX)["Rules"]]
 
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        """The schedules of the test group, by name, as GetSchedule answers."""
+        client = boto3.client("scheduler", region_name=REGION)
+        names = [s["Name"] for s in client.list_schedules(GroupName=SCHEDULE_GROUP)["Schedules"]]
+        return {
+            name: {
+                key: value
+                for key, value in client.get_schedule(Name=name, GroupName=SCHEDULE_GROUP).items()
+                if key != "ResponseMetadata"
+            }
+            for name in names
+        }
+
+    def triggers(self) -> list[str]:
+        """Every armed trigger, whichever the backend: rule names and schedule names."""
+        client = boto3.client("scheduler", region_name=REGION)
+        groups = [g["Name"] for g in client.list_schedule_groups()["ScheduleGroups"]]
+        return self.rule_names() + (list(self.schedules()) if SCHEDULE_GROUP in groups else [])
+
     def table_is_empty(self) -> bool:
         return self.dynamodb.scan(TableName=TABLE_NAME)["Count"] == 0
 
@@ -173,8 +192,42 @@ def context() -> FakeLambdaContext:
     return FakeLambdaContext()
 
 
+SCHEDULE_GROUP = "test-sched-group"
+SCHEDULER_ROLE_ARN = "arn:aws:iam::123456789012:role/test-scheduler-invokes-execute"
+BACKENDS = ("rules", "scheduler")
+
+
 @pytest.fixture
-def function_env(monkeypatch: pytest.MonkeyPatch, aws: Aws) -> None:
+def trigger_backend(request: pytest.FixtureRequest) -> str:
+    """The functions' TriggerBackend: `rules` unless a test module runs on both, with
+    `pytestmark = on_both_backends`."""
+    return getattr(request, "param", "rules")
+
+
+# `pytestmark = on_both_backends`: every test of the module that runs the functions runs once
+# per trigger backend (contract section 7: same API, same guarantees).
+on_both_backends = pytest.mark.both_backends
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marked = metafunc.definition.get_closest_marker("both_backends") is not None
+    if marked and "trigger_backend" in metafunc.fixturenames:
+        metafunc.parametrize("trigger_backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def function_env(monkeypatch: pytest.MonkeyPatch, aws: Aws, trigger_backend: str) -> None:
+    if trigger_backend == "scheduler":
+        boto3.client("scheduler", region_name=REGION).create_schedule_group(Name=SCHEDULE_GROUP)
+        monkeypatch.setenv("TRIGGER_BACKEND", "scheduler")
+        monkeypatch.setenv("SCHEDULE_GROUP_NAME", SCHEDULE_GROUP)
+        monkeypatch.setenv("SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN)
+        dead_letters = aws.sqs.get_queue_attributes(
+            QueueUrl=aws.dead_letter_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        monkeypatch.setenv("DEAD_LETTER_QUEUE_ARN", dead_letters)
+    else:
+        monkeypatch.delenv("TRIGGER_BACKEND", raising=False)
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
     monkeypatch.setenv("RULE_NAME_PREFIX", RULE_PREFIX)
     monkeypatch.setenv("EXECUTE_FUNCTION_ARN", aws.execute_function_arn)

@@ -17,12 +17,15 @@ from tests.integration.conftest import (
     Handlers,
     body_of,
     context,
+    on_both_backends,
     sqs_event,
 )
 from tests.support.addresses import ISSUE_SPELLINGS
 from tests.support.lambda_runtime import ROOT, load_handler_module
 from tests.support.receiver import Answer, ReceivedRequest, Receiver
 from tests.support.timing import seconds_from_now
+
+pytestmark = on_both_backends
 
 
 def _schedule(handlers: Handlers, url: str, max_attempts: int = 5) -> str:
@@ -173,7 +176,7 @@ def test_forbidden_targets_are_refused_when_scheduling(
     assert error["field"] == "payload.url"
     assert error["problem"].startswith("is refused")
     assert aws.table_is_empty()
-    assert aws.rule_names() == []
+    assert aws.triggers() == []
 
 
 def test_a_target_that_became_forbidden_fails_at_sending_without_retry(

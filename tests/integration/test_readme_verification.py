@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import SIGNING_SECRET, Handlers, body_of
+from tests.integration.conftest import SIGNING_SECRET, Handlers, body_of, on_both_backends
 from tests.support.lambda_runtime import ROOT
 from tests.support.receiver import ReceivedRequest, Receiver
 from tests.support.timing import seconds_from_now
+
+pytestmark = on_both_backends
 
 
 def readme_snippet() -> str:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from task_scheduler.model import TaskStatus, TriggerKind, new_task
 from task_scheduler.storage import TaskStore
-from tests.integration.conftest import TABLE_NAME, Aws, Handlers, body_of, context
+from tests.integration.conftest import TABLE_NAME, Aws, Handlers, body_of, context, on_both_backends
 from tests.support.receiver import Receiver
+
+pytestmark = on_both_backends
 
 
 def _task(store: TaskStore, task_id: str, url: str, next_run_at: datetime, now: datetime) -> None:

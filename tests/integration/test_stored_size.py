@@ -32,9 +32,11 @@ from task_scheduler.task_items import (
     to_item,
 )
 from task_scheduler.timing import format_utc, parse_stored_utc
-from tests.integration.conftest import TABLE_NAME, Aws, Handlers, body_of
+from tests.integration.conftest import TABLE_NAME, Aws, Handlers, body_of, on_both_backends
 from tests.support.receiver import Answer, Receiver
 from tests.support.timing import seconds_from_now
+
+pytestmark = on_both_backends
 
 URL = "https://example.com/hooks/report"
 
@@ -54,7 +56,7 @@ def _assert_refused_as_too_large(response: dict, aws: Aws) -> None:
     assert set(body) == {"message"}
     assert "400,000 bytes" in body["message"]
     assert aws.table_is_empty()
-    assert aws.rule_names() == []
+    assert aws.triggers() == []
 
 
 def test_a_small_body_that_would_not_fit_once_stored_is_refused(
