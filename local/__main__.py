@@ -28,7 +28,7 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         stack.start()
-    except OSError as error:
+    except (OSError, ValueError) as error:  # a busy port; a bad setting (e.g. TRIGGER_BACKEND)
         log.error("could not start local mode: %s", error)
         stack.stop()
         return 1

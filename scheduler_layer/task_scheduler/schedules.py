@@ -25,7 +25,7 @@ from task_scheduler import aws
 from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest
 from task_scheduler.model import TriggerKind
 from task_scheduler.timing import minute_start, needs_direct_dispatch
-from task_scheduler.triggers import execute_input
+from task_scheduler.triggers import dispatch_directly, execute_input
 from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
 CONFLICT = "ConflictException"
@@ -154,11 +154,4 @@ class EventBridgeSchedules:
             raise
 
     def _dispatch(self, task_id: str) -> None:
-        aws.call(
-            "AWS",
-            "dispatch the task to the execute function",
-            self._lambda.invoke,
-            FunctionName=self._target["Arn"],
-            InvocationType="Event",
-            Payload=execute_input(task_id).encode("utf-8"),
-        )
+        dispatch_directly(self._lambda, self._target["Arn"], task_id)

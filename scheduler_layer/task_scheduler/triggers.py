@@ -31,6 +31,19 @@ def execute_input(task_id: str) -> str:
     return json.dumps({"task_id": task_id})
 
 
+def dispatch_directly(lambda_client: Any, execute_function_arn: str, task_id: str) -> None:
+    """Runs the task now: an asynchronous invocation of the execute function, for an occurrence
+    too close for a rule or schedule to be sure to fire (both backends)."""
+    aws.call(
+        "AWS",
+        "dispatch the task to the execute function",
+        lambda_client.invoke,
+        FunctionName=execute_function_arn,
+        InvocationType="Event",
+        Payload=execute_input(task_id).encode("utf-8"),
+    )
+
+
 def rule_name(prefix: str, task_id: str) -> str:
     return f"{prefix}-{task_id}"
 
@@ -143,14 +156,7 @@ class EventBridgeRules:
         self._remover.disarm(task_id)
 
     def _dispatch(self, task_id: str) -> None:
-        aws.call(
-            "AWS",
-            "dispatch the task to the execute function",
-            self._lambda.invoke,
-            FunctionName=self._target_arn,
-            InvocationType="Event",
-            Payload=execute_input(task_id).encode("utf-8"),
-        )
+        dispatch_directly(self._lambda, self._target_arn, task_id)
 
     def _put_rule(self, task_id: str, expression: str) -> None:
         name = rule_name(self._prefix, task_id)
@@ -161,8 +167,9 @@ class EventBridgeRules:
                 raise DependencyFailure(
                     "Could not create the task's EventBridge rule: the account's quota of rules "
                     "per event bus (300 by default, shared with every rule on the default bus) "
-                    "is used up. Raise it in Service Quotas (EventBridge, 'Rules per event bus'), "
-                    "or remove rules you no longer need.",
+                    "is used up. Deploy with TriggerBackend=scheduler (a schedule per task, "
+                    "millions of them), or raise the quota in Service Quotas (EventBridge, "
+                    "'Rules per event bus').",
                     failure.code,
                 ) from failure
             if failure.code == aws.VALIDATION:

@@ -39,6 +39,7 @@ def test_a_task_beyond_the_rules_quota_is_a_503_that_leaves_nothing_behind(
     message = body_of(refused)["message"]
     assert "quota of rules per event bus" in message
     assert "Service Quotas" in message
+    assert "TriggerBackend=scheduler" in message
     assert len(aws.rule_names()) == quota
     items = aws.dynamodb.scan(TableName=TABLE_NAME)["Items"]
     assert sorted(item["task_id"]["S"] for item in items) == sorted(

@@ -229,6 +229,7 @@ def test_the_rules_quota_used_up_is_a_dependency_failure_naming_the_quota_and_th
     assert caught.value.code == "LimitExceededException"
     assert "quota of rules per event bus (300 by default" in caught.value.message
     assert "Service Quotas" in caught.value.message
+    assert "TriggerBackend=scheduler" in caught.value.message
     assert operations(calls) == ["put_rule"]
 
 
