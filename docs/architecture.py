@@ -27,7 +27,13 @@ with Diagram(
         )
         schedule = Lambda("schedule_task\nvalidate, store, arm")
         table = Dynamodb("tasks table\nstatus, attempts, TTL")
-        rule = Eventbridge("one rule per task\ncron(M H D MON ? YYYY)\ndefault bus")
+        with Cluster("trigger per task (TriggerBackend)"):
+            rule = Eventbridge(
+                "rules (default)\none rule per task\ncron(M H D MON ? YYYY)\ndefault bus"
+            )
+            schedules = Eventbridge(
+                "scheduler\none schedule per task\nat(...) or cron in its zone\nstack's group"
+            )
         execute = Lambda("execute_task\nclaim, sign, deliver, record")
         retries = SQS("retry queue\n(delayed messages)")
         dead = SQS("dead-letter queue")
@@ -38,8 +44,11 @@ with Diagram(
     user >> Edge(label="HTTPS + JSON,\nx-api-key or SigV4") >> api >> schedule
     schedule >> Edge(label="1. write pending\n3. mark scheduled") >> table
     schedule >> Edge(label="2. PutRule + PutTargets") >> rule
+    schedule >> Edge(label="2. CreateSchedule (role passed)") >> schedules
     schedule >> Edge(label="imminent: async invoke", style="dashed") >> execute
     rule >> Edge(label='at run_at: {"task_id": ...}') >> execute
+    schedules >> Edge(label="at run_at, as the scheduler role") >> execute
+    schedules >> Edge(label="undeliverable", style="dotted") >> dead
     execute >> Edge(label="claim, then completed / failed") >> table
     execute >> Edge(label="signed webhook, pinned address") >> receiver
     execute >> Edge(label="read once", style="dotted") >> secret
