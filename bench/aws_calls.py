@@ -86,6 +86,13 @@ def describe(calls: Counter[str]) -> str:
 
 
 def main() -> int:
+    sys.stdout.write(f"python {sys.version.split()[0]}, cores={os.cpu_count()}\n")
+    for backend in ("rules", "scheduler"):
+        count_backend(backend)
+    return 0
+
+
+def count_backend(backend: str) -> None:
     with mock_aws(config={"lambda": {"use_docker": False}}), running_receiver() as receiver:
         template = load_template()
         create_tables(boto3.client("dynamodb"), template, {"TasksTable": TABLE})
@@ -104,6 +111,7 @@ def main() -> int:
             Handler="app.lambda_handler",
             Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
         )["FunctionArn"]
+        boto3.client("scheduler").create_schedule_group(Name=PREFIX)
         environ = {
             "TABLE_NAME": TABLE,
             "RULE_NAME_PREFIX": PREFIX,
@@ -112,17 +120,21 @@ def main() -> int:
             "RETRY_QUEUE_URL": queues["RetryQueue"],
             "DEAD_LETTER_QUEUE_URL": queues["DeadLetterQueue"],
             "ALLOW_LOOPBACK_TARGETS": "true",
+            "TRIGGER_BACKEND": backend,
+            "SCHEDULE_GROUP_NAME": PREFIX,
+            "SCHEDULER_ROLE_ARN": role,
+            "DEAD_LETTER_QUEUE_ARN": f"arn:aws:sqs:{REGION}:123456789012:DeadLetterQueue",
         }
         clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
         counter = CallCounter()
         api = wiring.api(
             ApiSettings.from_env(environ),
-            watched(wiring.ApiClients.create(), counter),
+            watched(wiring.ApiClients.create(backend), counter),
             clock=clock,
         )
         executor = wiring.executor(
             ExecutorSettings.from_env(environ),
-            watched(wiring.ExecuteClients.create(), counter),
+            watched(wiring.ExecuteClients.create(backend), counter),
             clock=clock,
         )
 
@@ -131,11 +143,9 @@ def main() -> int:
         run_when_due(executor, clock, warm_up)
         counter.take()
 
-        sys.stdout.write(
-            f"python {sys.version.split()[0]}, cores={os.cpu_count()}, backend=rules\n"
-        )
+        trigger = "rule" if backend == "rules" else "schedule"
         scenarios = (
-            ("one-shot, due in an hour (rule)", timedelta(hours=1), None),
+            (f"one-shot, due in an hour ({trigger})", timedelta(hours=1), None),
             ("one-shot, due in 2 s (direct dispatch)", timedelta(seconds=2), None),
             ("recurring cron, one occurrence", None, "cron(0/5 * * * ? *)"),
         )
@@ -146,10 +156,10 @@ def main() -> int:
             outcome = run_when_due(executor, clock, task_id)
             ran = counter.take()
             sys.stdout.write(
-                f"{label}: schedule {describe(scheduled)}; run -> {outcome} {describe(ran)}; "
+                f"backend={backend} {label}: schedule {describe(scheduled)}; "
+                f"run -> {outcome} {describe(ran)}; "
                 f"total {sum(scheduled.values()) + sum(ran.values())}\n"
             )
-    return 0
 
 
 def schedule(api: Any, clock: FakeClock, url: str, run_at: datetime | str) -> str:

@@ -22,7 +22,7 @@ def test_the_call_counting_benchmark_counts_every_phase() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("python ")
     scenarios = {line.split(":", 1)[0]: line for line in lines[1:]}
-    assert len(scenarios) == 3
+    assert len(scenarios) == 6  # three per backend
     for line in scenarios.values():
         counts = re.search(r"schedule (\d+) .*run -> \w+ (\d+) .*total (\d+)", line)
         assert counts, line
@@ -30,5 +30,9 @@ def test_the_call_counting_benchmark_counts_every_phase() -> None:
         assert scheduled >= 1
         assert ran >= 2  # at least the claim and the record
         assert total == scheduled + ran
-    assert "dynamodb:PutItem" in scenarios["one-shot, due in an hour (rule)"]
-    assert "events:PutRule" in scenarios["one-shot, due in an hour (rule)"]
+    rule = scenarios["backend=rules one-shot, due in an hour (rule)"]
+    assert "dynamodb:PutItem" in rule
+    assert "events:PutRule" in rule
+    schedule = scenarios["backend=scheduler one-shot, due in an hour (schedule)"]
+    assert "scheduler:CreateSchedule" in schedule
+    assert "events:" not in schedule
