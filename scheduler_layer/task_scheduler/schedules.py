@@ -24,8 +24,8 @@ from typing import Any
 from task_scheduler import aws
 from task_scheduler.errors import DependencyFailure, FieldProblem, InvalidRequest
 from task_scheduler.model import TriggerKind
-from task_scheduler.timing import minute_start, needs_direct_dispatch
-from task_scheduler.triggers import dispatch_directly, execute_input
+from task_scheduler.timing import minute_start
+from task_scheduler.triggers import arm_with_imminent_dispatch, dispatch_directly, execute_input
 from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
 CONFLICT = "ConflictException"
@@ -97,23 +97,21 @@ class EventBridgeSchedules:
         *,
         timezone: str = DEFAULT_TIMEZONE,
     ) -> TriggerKind:
-        imminent = needs_direct_dispatch(fire_at, now)
-        if not recurring and imminent:
-            self._dispatch(task_id)
-            return TriggerKind.DIRECT
-        if recurring and cron:
-            self._create(task_id, cron, timezone, delete_after_completion=False)
-        else:
-            self._create(task_id, at_expression(fire_at), "UTC", delete_after_completion=True)
-        if imminent:
-            # The schedule may be too late for the first occurrence: dispatch that one too.
-            # The execute side claims each occurrence once, so a second delivery does nothing.
-            try:
-                self._dispatch(task_id)
-            except DependencyFailure:
-                self.disarm(task_id)
-                raise
-        return TriggerKind.SCHEDULE
+        def create() -> TriggerKind:
+            if recurring and cron:
+                self._create(task_id, cron, timezone, delete_after_completion=False)
+            else:
+                self._create(task_id, at_expression(fire_at), "UTC", delete_after_completion=True)
+            return TriggerKind.SCHEDULE
+
+        return arm_with_imminent_dispatch(
+            fire_at,
+            recurring,
+            now,
+            create,
+            dispatch=lambda: dispatch_directly(self._lambda, self._target["Arn"], task_id),
+            disarm=lambda: self.disarm(task_id),
+        )
 
     def disarm(self, task_id: str) -> None:
         self._remover.disarm(task_id)
@@ -152,6 +150,3 @@ class EventBridgeSchedules:
                     [FieldProblem("run_at", "was rejected by EventBridge Scheduler")]
                 ) from failure
             raise
-
-    def _dispatch(self, task_id: str) -> None:
-        dispatch_directly(self._lambda, self._target["Arn"], task_id)

@@ -11,6 +11,7 @@ moves on after each run (same rule, same target, a new schedule expression).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +43,34 @@ def dispatch_directly(lambda_client: Any, execute_function_arn: str, task_id: st
         InvocationType="Event",
         Payload=execute_input(task_id).encode("utf-8"),
     )
+
+
+def arm_with_imminent_dispatch(
+    fire_at: datetime,
+    recurring: bool,
+    now: datetime,
+    arm: Callable[[], TriggerKind],
+    *,
+    dispatch: Callable[[], None],
+    disarm: Callable[[], None],
+) -> TriggerKind:
+    """Both backends' policy for an occurrence so close that a new rule or schedule may never
+    fire for it (EventBridge never fires one for a minute it has already evaluated): a one-shot
+    task is only dispatched directly; a recurring one gets its trigger (`arm`) and its first
+    occurrence directly too, the trigger undone if that dispatch fails. The execute side claims
+    each occurrence once, so a second delivery does nothing."""
+    imminent = needs_direct_dispatch(fire_at, now)
+    if not recurring and imminent:
+        dispatch()
+        return TriggerKind.DIRECT
+    kind = arm()
+    if imminent:
+        try:
+            dispatch()
+        except DependencyFailure:
+            disarm()
+            raise
+    return kind
 
 
 def rule_name(prefix: str, task_id: str) -> str:
@@ -133,30 +162,26 @@ class EventBridgeRules:
         *,
         timezone: str = DEFAULT_TIMEZONE,
     ) -> TriggerKind:
-        imminent = needs_direct_dispatch(fire_at, now)
-        if not recurring and imminent:
-            self._dispatch(task_id)
-            return TriggerKind.DIRECT
         if recurring and cron and rule_follows_cron(timezone):
             expression = cron
         else:  # one occurrence, or the first of a cron read in another zone (module doc)
             expression = one_shot_rule_expression(fire_at)
-        self._put_rule(task_id, expression)
-        if imminent:
-            # The rule may be too late for the first occurrence: dispatch that one directly too.
-            # The execute side claims each occurrence once, so a second delivery does nothing.
-            try:
-                self._dispatch(task_id)
-            except DependencyFailure:
-                self.disarm(task_id)
-                raise
-        return TriggerKind.RULE
+
+        def put_rule() -> TriggerKind:
+            self._put_rule(task_id, expression)
+            return TriggerKind.RULE
+
+        return arm_with_imminent_dispatch(
+            fire_at,
+            recurring,
+            now,
+            put_rule,
+            dispatch=lambda: dispatch_directly(self._lambda, self._target_arn, task_id),
+            disarm=lambda: self.disarm(task_id),
+        )
 
     def disarm(self, task_id: str) -> None:
         self._remover.disarm(task_id)
-
-    def _dispatch(self, task_id: str) -> None:
-        dispatch_directly(self._lambda, self._target_arn, task_id)
 
     def _put_rule(self, task_id: str, expression: str) -> None:
         name = rule_name(self._prefix, task_id)

@@ -3,8 +3,6 @@ zone database, and zoned crons (task_scheduler.zoned_cron) read zones from the `
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,27 +30,9 @@ print(cron.next_after(datetime(2027, 11, 6, 12, tzinfo=UTC)).isoformat())
 
 
 @pytest.fixture(scope="module")
-def layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sam = shutil.which("sam", path=str(Path(sys.executable).parent)) or shutil.which("sam")
-    assert sam, "sam (aws-sam-cli) is not installed: run `make test`, which installs it"
-    out = tmp_path_factory.mktemp("sam-layer") / "build"
-    env = {
-        **os.environ,
-        "SAM_CLI_TELEMETRY": "0",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    result = subprocess.run(
-        [sam, "build", "SchedulerLayer", "--template", "template.yaml", "--build-dir", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out / "SchedulerLayer" / "python"
+def layer(build_dir: Path) -> Path:
+    """The layer of the session's `sam build` (tests/packaging/conftest.py)."""
+    return build_dir / "SchedulerLayer" / "python"
 
 
 def test_the_layer_ships_the_zone_data(layer: Path) -> None:

@@ -9,7 +9,7 @@ also, or only, dispatched straight to the execute function. Failures leave nothi
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError
 
 from task_scheduler.errors import DependencyFailure, InvalidRequest
 from task_scheduler.model import TriggerKind
@@ -21,6 +21,7 @@ from task_scheduler.triggers import (
     execute_input,
     rule_name,
 )
+from tests.support.aws_fakes import FakeClient, FakeLambda, client_error
 
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
 PREFIX = "task-scheduler"
@@ -33,43 +34,8 @@ INPUT = '{"task_id": "' + TASK_ID + '"}'
 CRON = "cron(0/15 * * * ? *)"
 
 
-def client_error(code, operation="Operation"):
-    return ClientError({"Error": {"Code": code, "Message": f"{code} (test)"}}, operation)
-
-
-class FakeClient:
-    """Records every call as (operation, kwargs); `fail[operation]` is raised instead of
-    answering, and `answers[operation]` is returned (default: an empty answer)."""
-
-    def __init__(self, calls):
-        self.calls = calls
-        self.fail = {}
-        self.answers = {}
-
-    def _call(self, operation, kwargs):
-        self.calls.append((operation, kwargs))
-        if operation in self.fail:
-            raise self.fail[operation]
-        return self.answers.get(operation, {})
-
-
 class FakeEvents(FakeClient):
-    def put_rule(self, **kwargs):
-        return self._call("put_rule", kwargs)
-
-    def put_targets(self, **kwargs):
-        return self._call("put_targets", kwargs)
-
-    def remove_targets(self, **kwargs):
-        return self._call("remove_targets", kwargs)
-
-    def delete_rule(self, **kwargs):
-        return self._call("delete_rule", kwargs)
-
-
-class FakeLambda(FakeClient):
-    def invoke(self, **kwargs):
-        return self._call("invoke", kwargs)
+    operations = ("put_rule", "put_targets", "remove_targets", "delete_rule")
 
 
 @pytest.fixture
