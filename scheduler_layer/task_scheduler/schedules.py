@@ -28,7 +28,6 @@ from task_scheduler.timing import minute_start
 from task_scheduler.triggers import arm_with_imminent_dispatch, dispatch_directly, execute_input
 from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
-CONFLICT = "ConflictException"
 QUOTA_EXCEEDED = "ServiceQuotaExceededException"
 # How Scheduler retries an invocation the execute function's service refused (throttling, ...)
 # before the event goes to the dead-letter queue.
@@ -135,9 +134,6 @@ class EventBridgeSchedules:
                 Target={**self._target, "Input": execute_input(task_id)},
             )
         except DependencyFailure as failure:
-            if failure.code == CONFLICT:
-                # The name is the task's own id: our earlier try landed and its answer was lost.
-                return
             if failure.code == QUOTA_EXCEEDED:
                 raise DependencyFailure(
                     "Could not create the task's schedule: the account's EventBridge Scheduler "
@@ -145,8 +141,13 @@ class EventBridgeSchedules:
                     "in Service Quotas (EventBridge Scheduler, 'Number of schedules').",
                     failure.code,
                 ) from failure
-            if failure.code == aws.VALIDATION:
-                raise InvalidRequest(
-                    [FieldProblem("run_at", "was rejected by EventBridge Scheduler")]
-                ) from failure
+            if failure.code == aws.VALIDATION and not delete_after_completion:
+                # The client's own cron (and zone) that our checks let through; a one-shot's
+                # at() is ours, so its refusal is a deployment's (e.g. the role), a 503.
+                problems = [FieldProblem("run_at", "was rejected by EventBridge Scheduler")]
+                if timezone != DEFAULT_TIMEZONE:
+                    problems.append(
+                        FieldProblem("timezone", "was rejected by EventBridge Scheduler")
+                    )
+                raise InvalidRequest(problems) from failure
             raise

@@ -20,9 +20,11 @@ from task_scheduler.model import (
     recorded_error,
 )
 from task_scheduler.task_items import (
+    MAX_STORED_TASK_BYTES,
     attributes,
     epoch,
     from_item,
+    item_size,
     key,
     plain,
     recorded_attempts,
@@ -39,6 +41,8 @@ _STATUS = {"#status": "status"}
 # The last error of a task ended because DynamoDB refused to let its item grow. Short: the write
 # ending it must shrink the item (it removes at least next_run_at and due_shard, 41 bytes).
 _TOO_LARGE = "too large to store"
+# The most one claim or record adds to an item (a claim token; an attempt and an error).
+_LARGEST_GROWTH = 4096
 
 
 class TaskStore:
@@ -146,7 +150,7 @@ class TaskStore:
                 ),
             )
         except DependencyFailure as failure:
-            if failure.code == aws.VALIDATION:
+            if failure.code == aws.VALIDATION and self._outgrew_the_item_limit(task_id):
                 # Refused outright, never applied: the item is too large to take the claim.
                 raise self._end_oversized(
                     task_id,
@@ -222,11 +226,18 @@ class TaskStore:
                 ExpressionAttributeValues=attributes(values),
             )
         except DependencyFailure as failure:
-            if failure.code != aws.VALIDATION:
+            if failure.code != aws.VALIDATION or not self._outgrew_the_item_limit(task_id):
                 raise
             raise self._end_oversized(
                 task_id, what, "#status = :running", {":running": values[":running"]}, now
             ) from failure
+
+    def _outgrew_the_item_limit(self, task_id: str) -> bool:
+        """Whether a write DynamoDB refused (ValidationException) was refused for the item's
+        size: only a task stored before the stored-size rule comes that close to the limit. Any
+        other ValidationException is a defect, raised as it is, never a reason to end a task."""
+        item = self._read_item(task_id)
+        return item is not None and item_size(item) > MAX_STORED_TASK_BYTES - _LARGEST_GROWTH
 
     def _end_oversized(
         self, task_id: str, what: str, condition: str, values: dict[str, Any], now: datetime

@@ -112,3 +112,36 @@ def test_a_claim_that_did_not_land_still_fails_loudly(aws: Aws) -> None:
     with pytest.raises(DependencyFailure):
         store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT)
     assert TaskStore(aws.dynamodb, TABLE_NAME).get(TASK_ID).status is TaskStatus.SCHEDULED
+
+
+class RefusingClient:
+    """Refuses every UpdateItem with DynamoDB's ValidationException, changing nothing."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "update_item":
+            return getattr(self._client, name)
+
+        def refuse(**_: Any) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "test"}}, "UpdateItem"
+            )
+
+        return refuse
+
+
+def test_a_validation_error_on_a_small_task_is_raised_and_never_ends_the_task(aws: Aws) -> None:
+    # Only a task too large for DynamoDB is ended `failed` on a refused write; any other
+    # ValidationException (a defect) leaves the task as it was and fails the invocation.
+    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    store = TaskStore(RefusingClient(aws.dynamodb), TABLE_NAME)
+
+    with pytest.raises(DependencyFailure) as caught:
+        store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT)
+
+    assert caught.value.code == "ValidationException"
+    assert "larger than DynamoDB allows" not in caught.value.message
+    assert TaskStore(aws.dynamodb, TABLE_NAME).get(TASK_ID).status is TaskStatus.SCHEDULED

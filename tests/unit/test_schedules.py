@@ -119,11 +119,14 @@ def test_failed_dispatch_of_an_imminent_recurring_task_removes_its_schedule(
     assert calls == [created(CRON, "UTC", "NONE"), INVOKE, DELETE]
 
 
-def test_a_create_whose_answer_was_lost_and_retried_into_a_conflict_is_armed(
+def test_a_schedule_of_the_same_name_already_there_is_a_dependency_failure(
     schedules, scheduler, calls
 ):
+    # The SDK's own retries reuse CreateSchedule's idempotency token, so a conflict is never our
+    # earlier try: it must not pass for an armed task.
     scheduler.fail["create_schedule"] = client_error("ConflictException", "CreateSchedule")
-    assert schedules.arm(TASK_ID, LATER, None, False, NOW) is TriggerKind.SCHEDULE
+    with pytest.raises(DependencyFailure, match="ConflictException"):
+        schedules.arm(TASK_ID, LATER, None, False, NOW)
 
 
 def test_quota_used_up_is_a_dependency_failure_naming_the_quota(schedules, scheduler):
@@ -137,11 +140,22 @@ def test_quota_used_up_is_a_dependency_failure_naming_the_quota(schedules, sched
     assert "Service Quotas" in caught.value.message
 
 
-def test_a_rejected_expression_is_the_clients_invalid_run_at(schedules, scheduler):
+def test_a_rejected_cron_is_the_clients_invalid_run_at_and_timezone(schedules, scheduler):
     scheduler.fail["create_schedule"] = client_error("ValidationException", "CreateSchedule")
     with pytest.raises(InvalidRequest) as caught:
         schedules.arm(TASK_ID, LATER, CRON, True, NOW)
     assert [p.field for p in caught.value.problems] == ["run_at"]
+    with pytest.raises(InvalidRequest) as caught:
+        schedules.arm(TASK_ID, LATER, CRON, True, NOW, timezone="Europe/Paris")
+    assert [p.field for p in caught.value.problems] == ["run_at", "timezone"]
+
+
+def test_a_rejected_one_shot_is_a_deployment_failure_not_the_clients(schedules, scheduler):
+    # The at() expression is the scheduler's own: its refusal (e.g. a role Scheduler cannot
+    # assume yet) is a 503 an operator sees, not a 400 blaming run_at.
+    scheduler.fail["create_schedule"] = client_error("ValidationException", "CreateSchedule")
+    with pytest.raises(DependencyFailure, match="ValidationException"):
+        schedules.arm(TASK_ID, LATER, None, False, NOW)
 
 
 @pytest.mark.parametrize(
