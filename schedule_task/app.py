@@ -1,5 +1,5 @@
-"""API function: `POST /schedule-task` and `GET /tasks/{task_id}`. Wiring only; the logic lives in
-the `task_scheduler` package (the SchedulerLayer)."""
+"""API function: `POST /schedule-task`, `GET /tasks/{task_id}` and `DELETE /tasks/{task_id}`.
+Wiring only; the logic lives in the `task_scheduler` package (the SchedulerLayer)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from task_scheduler import wiring
 from task_scheduler.errors import SchedulerError, quote
 from task_scheduler.http_errors import error_body, status_for
-from task_scheduler.responses import scheduled_answer, task_view
+from task_scheduler.responses import cancelled_answer, scheduled_answer, task_view
 from task_scheduler.schedule_request import decode_event_body
 from task_scheduler.scheduling import new_task_id
 from task_scheduler.settings import ApiSettings
@@ -49,6 +49,14 @@ def get_task(task_id: str) -> dict:
     task = api.scheduler.get(task_id)
     metrics.add_metric(name="TaskRead", unit=MetricUnit.Count, value=1)
     return task_view(task)
+
+
+@app.delete("/tasks/<task_id>")
+def cancel_task(task_id: str) -> dict:
+    logger.append_keys(task_id=task_id)
+    task = api.scheduler.cancel(task_id)
+    metrics.add_metric(name="TaskCancelled", unit=MetricUnit.Count, value=1)
+    return cancelled_answer(task)
 
 
 @app.exception_handler(SchedulerError)

@@ -23,6 +23,11 @@ def scheduled_answer(task: Task) -> dict[str, Any]:
     return answer
 
 
+def cancelled_answer(task: Task) -> dict[str, Any]:
+    """The `200` body of `DELETE /tasks/{task_id}`, the first time and every time after."""
+    return {"task_id": task.task_id, "status": task.status.value}
+
+
 def task_view(task: Task) -> dict[str, Any]:
     """The representation `GET /tasks/{task_id}` returns."""
     out: dict[str, Any] = {

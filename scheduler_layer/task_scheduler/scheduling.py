@@ -1,21 +1,34 @@
-"""The API side: schedules valid commands and reads tasks back. Free of Lambda and HTTP; its
-collaborators (repository, triggers, clock, id source) are passed in."""
+"""The API side: schedules valid commands, reads tasks back and cancels them. Free of Lambda and
+HTTP; its collaborators (repository, triggers, clock, id source) are passed in."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from aws_lambda_powertools import Logger
 
 from task_scheduler.clock import Clock
-from task_scheduler.errors import DependencyFailure, PayloadTooLarge, SchedulerError, TaskNotFound
+from task_scheduler.errors import (
+    DependencyFailure,
+    PayloadTooLarge,
+    SchedulerError,
+    TaskConflict,
+    TaskNotFound,
+    quote,
+)
 from task_scheduler.model import Task, TaskStatus, new_task
 from task_scheduler.ports import TaskRepository, TriggerArming
 from task_scheduler.schedule_request import ScheduleCommand
 from task_scheduler.task_items import MAX_STORED_TASK_BYTES, largest_stored_size
+from task_scheduler.timing import format_utc
 
 logger = Logger(child=True)
+
+# How long a cancelled task stays readable when none is given: the default of the settings'
+# finished_task_retention_days, which the execute function applies to the tasks it ends.
+DEFAULT_RETENTION = timedelta(days=30)
 
 
 def new_task_id() -> str:
@@ -29,11 +42,14 @@ class Scheduler:
         triggers: TriggerArming,
         clock: Clock,
         new_id: Callable[[], str] = new_task_id,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self._store = store
         self._triggers = triggers
         self._clock = clock
         self._new_id = new_id
+        self._retention = retention
 
     def schedule(self, command: ScheduleCommand) -> Task:
         """Stores the task and arms its trigger; returns it `scheduled`.
@@ -102,6 +118,39 @@ class Scheduler:
         if task is None or task.status is TaskStatus.PENDING:
             raise TaskNotFound(task_id)
         return task
+
+    def cancel(self, task_id: str) -> Task:
+        """`scheduled` → `cancelled`, then its trigger removed; returns the task `cancelled`.
+        Cancelling a cancelled task answers the same. A running or finished one is a conflict.
+
+        The write is conditional on `scheduled`, so it and the execute function's claim cannot
+        both win: a trigger already on its way finds the task cancelled and does nothing, and a
+        cancel that lost to a claim answers by what the task has become."""
+        task = self.get(task_id)
+        if task.status is TaskStatus.SCHEDULED:
+            now = self._clock.now()
+            if self._store.cancel(task_id, now, self._retention):
+                task = task.with_changes(
+                    status=TaskStatus.CANCELLED, updated_at=format_utc(now), next_run_at=None
+                )
+            else:
+                # A claim came first, or a retry of this very write found its first try applied.
+                task = self.get(task_id)
+        if task.status is not TaskStatus.CANCELLED:
+            why = "it has finished" if task.status.finished else f"it is {task.status.value}"
+            raise TaskConflict(f"Task {quote(task_id)} cannot be cancelled: {why}.")
+        # A repeat removes the trigger again too, in case the first removal failed.
+        self._disarm_cancelled(task_id)
+        logger.info("task cancelled", extra={"task_id": task_id})
+        return task
+
+    def _disarm_cancelled(self, task_id: str) -> None:
+        try:
+            self._triggers.disarm(task_id)
+        except DependencyFailure:
+            # The task is cancelled all the same: should its trigger fire, the execute function
+            # finds it cancelled, runs nothing and removes the trigger itself. So the answer is 200.
+            logger.exception("cancel: could not remove the trigger", extra={"task_id": task_id})
 
     def _is_scheduled(self, task_id: str) -> bool:
         """Reads back a write whose outcome is unknown; False when it cannot even be read."""

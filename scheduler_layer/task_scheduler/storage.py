@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from task_scheduler import aws
+from task_scheduler import aws, oversized_tasks
 from task_scheduler.due_index import due_shard
 from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import (
@@ -20,11 +20,9 @@ from task_scheduler.model import (
     recorded_error,
 )
 from task_scheduler.task_items import (
-    MAX_STORED_TASK_BYTES,
     attributes,
     epoch,
     from_item,
-    item_size,
     key,
     plain,
     recorded_attempts,
@@ -38,11 +36,6 @@ logger = Logger(child=True)
 # A `pending` row whose trigger never got armed disappears by itself after this long.
 PENDING_ROW_TTL = timedelta(days=1)
 _STATUS = {"#status": "status"}
-# The last error of a task ended because DynamoDB refused to let its item grow. Short: the write
-# ending it must shrink the item (it removes at least next_run_at and due_shard, 41 bytes).
-_TOO_LARGE = "too large to store"
-# The most one claim or record adds to an item (a claim token; an attempt and an error).
-_LARGEST_GROWTH = 4096
 
 
 class TaskStore:
@@ -122,6 +115,29 @@ class TaskStore:
             ExpressionAttributeNames=_STATUS,
             ExpressionAttributeValues=attributes(
                 {":pending": TaskStatus.PENDING.value, ":scheduled": TaskStatus.SCHEDULED.value}
+            ),
+        )
+
+    # -- cancelling ------------------------------------------------------------------------------
+
+    def cancel(self, task_id: str, now: datetime, retention: timedelta) -> bool:
+        """`scheduled` → `cancelled`: out of the `by_due` index, and expiring after `retention`
+        like any finished task. False when the task is not `scheduled` (a claim came first)."""
+        return self._write(
+            "cancel the task",
+            self._client.update_item,
+            Key=key(task_id),
+            UpdateExpression="SET #status = :cancelled, updated_at = :now, expires_at = :expires "
+            "REMOVE next_run_at, due_shard",
+            ConditionExpression="#status = :scheduled",
+            ExpressionAttributeNames=_STATUS,
+            ExpressionAttributeValues=attributes(
+                {
+                    ":cancelled": TaskStatus.CANCELLED.value,
+                    ":scheduled": TaskStatus.SCHEDULED.value,
+                    ":now": format_utc(now),
+                    ":expires": epoch(now + retention),
+                }
             ),
         )
 
@@ -233,47 +249,13 @@ class TaskStore:
             ) from failure
 
     def _outgrew_the_item_limit(self, task_id: str) -> bool:
-        """Whether a write DynamoDB refused (ValidationException) was refused for the item's
-        size: only a task stored before the stored-size rule comes that close to the limit. Any
-        other ValidationException is a defect, raised as it is, never a reason to end a task."""
-        item = self._read_item(task_id)
-        return item is not None and item_size(item) > MAX_STORED_TASK_BYTES - _LARGEST_GROWTH
+        return oversized_tasks.outgrew_the_item_limit(self._read_item(task_id))
 
     def _end_oversized(
         self, task_id: str, what: str, condition: str, values: dict[str, Any], now: datetime
     ) -> DependencyFailure:
-        """DynamoDB refused to let the item grow: a task stored before the stored-size rule
-        (task_items.largest_stored_size) was enforced. Were it left as it is, every execution
-        would fail the same way and the reconciler would hand it back forever; it is ended
-        `failed` instead, out of the `by_due` index, its history dropped so that this write
-        shrinks the item. Returns the failure for the caller to raise: the invocation fails, and
-        the one retried removes the finished task's trigger."""
-        logger.error(
-            "the task is too large for DynamoDB; ending it failed",
-            extra={"task_id": task_id, "refused": what},
-        )
-        try:
-            self._write(
-                "end the oversized task",
-                self._client.update_item,
-                Key=key(task_id),
-                UpdateExpression="SET #status = :failed, updated_at = :now, last_error = :error "
-                "REMOVE attempts, next_run_at, due_shard, claim_token",
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_STATUS,
-                ExpressionAttributeValues=attributes(
-                    {
-                        **values,
-                        ":failed": TaskStatus.FAILED.value,
-                        ":now": format_utc(now),
-                        ":error": _TOO_LARGE,
-                    }
-                ),
-            )
-        except DependencyFailure:
-            logger.exception("could not end the oversized task", extra={"task_id": task_id})
-        return DependencyFailure(
-            f"Could not {what}: the task is larger than DynamoDB allows.", aws.VALIDATION
+        return oversized_tasks.end_oversized(
+            self._write, self._client.update_item, task_id, what, condition, values, now
         )
 
     # -- plumbing --------------------------------------------------------------------------------

@@ -208,3 +208,27 @@ def test_local_mode_emulates_the_rules_quota_of_the_default_bus() -> None:
             f"{local.url}/tasks/{first.json()['task_id']}", headers=_headers(local), timeout=5
         )
         assert still_there.json()["status"] == "scheduled"
+
+
+def test_local_mode_serves_cancel() -> None:
+    with local_mode() as local:
+        body = {
+            "action": "webhook",
+            "payload": {"url": "http://127.0.0.1:9/hook"},
+            "run_at": format_utc(datetime.now(UTC) + timedelta(hours=1)),
+        }
+        scheduled = requests.post(
+            f"{local.url}/schedule-task", json=body, headers=_headers(local), timeout=10
+        )
+        assert scheduled.status_code == 201, scheduled.text
+        task_id = scheduled.json()["task_id"]
+        tasks = f"{local.url}/tasks/{task_id}"
+
+        assert requests.delete(tasks, timeout=5).status_code == 403
+        for _ in range(2):  # repeating answers the same
+            cancelled = requests.delete(tasks, headers=_headers(local), timeout=10)
+            assert cancelled.status_code == 200, cancelled.text
+            assert cancelled.json() == {"task_id": task_id, "status": "cancelled"}
+        assert requests.get(tasks, headers=_headers(local), timeout=5).json()["status"] == (
+            "cancelled"
+        )

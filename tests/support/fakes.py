@@ -54,7 +54,8 @@ class FakeStore:
     A name in `fail_on` makes that call raise DependencyFailure before it changes anything; a
     name in `ambiguous_on` makes it apply its change and then raise (a write that succeeded but
     whose answer was lost, e.g. a timeout). `lose_claims` / `lose_records`: another invocation
-    won, so claims / records are refused.
+    won, so claims / records are refused. `before_cancel`: a function run inside `cancel` before
+    its condition is checked (a concurrent claim landing first).
     """
 
     def __init__(self, *tasks, log=None):
@@ -68,6 +69,8 @@ class FakeStore:
         self.events = []
         self.lose_claims = False
         self.lose_records = False
+        self.cancels = []
+        self.before_cancel = None
 
     def _enter(self, name, *args):
         self.log.append((name, *args))
@@ -103,6 +106,21 @@ class FakeStore:
         task = self.tasks.get(task_id)
         if task is not None and task.status in (TaskStatus.PENDING, TaskStatus.SCHEDULED):
             del self.tasks[task_id]
+
+    def cancel(self, task_id, now, retention):
+        # The same condition as the real store: only a `scheduled` task is cancelled.
+        self._enter("cancel", task_id)
+        self.cancels.append((task_id, now, retention))
+        if self.before_cancel is not None:
+            self.before_cancel()
+        task = self.tasks.get(task_id)
+        if task is None or task.status is not TaskStatus.SCHEDULED:
+            return False
+        self.tasks[task_id] = task.with_changes(
+            status=TaskStatus.CANCELLED, updated_at=format_utc(now), next_run_at=None
+        )
+        self._leave("cancel")
+        return True
 
     # -- execution -------------------------------------------------------------------------------
 

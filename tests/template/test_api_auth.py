@@ -17,7 +17,11 @@ from tests.template.linters import cfn_lint, sam_validate_lint
 from tests.template.transform import sam_transform
 
 MODES = ("API_KEY", "AWS_IAM")
-ROUTES = {("/schedule-task", "post"), ("/tasks/{task_id}", "get")}
+ROUTES = {
+    ("/schedule-task", "post"),
+    ("/tasks/{task_id}", "get"),
+    ("/tasks/{task_id}", "delete"),
+}
 
 
 @pytest.fixture(scope="module")

@@ -202,7 +202,11 @@ def test_execute_timeout_covers_the_early_wait_and_the_slowest_webhook(template:
 def test_api_routes(template: dict) -> None:
     events = _function(template, "ScheduleTaskFunction")["Events"]
     routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
-    assert routes == {("post", "/schedule-task"), ("get", "/tasks/{task_id}")}
+    assert routes == {
+        ("post", "/schedule-task"),
+        ("get", "/tasks/{task_id}"),
+        ("delete", "/tasks/{task_id}"),
+    }
 
 
 def test_layer_requirements_match_runtime_requirements() -> None:

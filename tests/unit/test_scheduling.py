@@ -1,15 +1,16 @@
 """Unit tests for scheduling.Scheduler with small in-memory fakes (no AWS), and for the edge that
 turns a request into its command (ScheduleRequest.to_command).
 
-Contract sections 1 and 2: a 201 only once the trigger is armed; bad input and failed dependencies
-leave nothing behind; unknown and never-acknowledged tasks are 404.
+Contract sections 1 to 3: a 201 only once the trigger is armed; bad input and failed dependencies
+leave nothing behind; unknown and never-acknowledged tasks are 404; a cancel removes the trigger
+of a `scheduled` task, repeats as the same answer, and is a 409 once the task runs or finished.
 """
 
 import os
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from task_scheduler.errors import (
     FieldProblem,
     InvalidRequest,
     PayloadTooLarge,
+    TaskConflict,
     TaskNotFound,
 )
 from task_scheduler.model import TaskStatus, TriggerKind
@@ -444,11 +446,137 @@ def test_get_of_a_pending_task_is_not_found(scheduler, store, triggers):
         scheduler.get(TASK_ID)
 
 
+# --- cancel -----------------------------------------------------------------------------------
+
+
+def test_cancel_of_a_scheduled_task_writes_cancelled_then_disarms(scheduler, store, triggers, log):
+    submit(scheduler, request())
+    log.clear()
+    task = scheduler.cancel(TASK_ID)
+    assert log == [("get", TASK_ID), ("cancel", TASK_ID), ("disarm", TASK_ID)]
+    assert task.status is TaskStatus.CANCELLED
+    assert task.task_id == TASK_ID
+    assert task.next_run_at is None
+    assert store.tasks[TASK_ID].status is TaskStatus.CANCELLED
+    assert triggers.armed == {}
+    # Kept for the executor's retention, like any finished task (the settings' default: 30 days).
+    assert store.cancels == [(TASK_ID, NOW, timedelta(days=30))]
+
+
+def test_cancel_expires_the_task_after_the_retention_it_is_given(store, triggers):
+    scheduler = Scheduler(
+        store, triggers, clock(), new_id=lambda: TASK_ID, retention=timedelta(days=7)
+    )
+    submit(scheduler, request())
+    scheduler.cancel(TASK_ID)
+    assert store.cancels == [(TASK_ID, NOW, timedelta(days=7))]
+
+
+def test_cancel_of_a_recurring_task_disarms_its_trigger(scheduler, store, triggers):
+    submit(scheduler, request(run_at="cron(0/15 * * * ? *)"))
+    assert scheduler.cancel(TASK_ID).status is TaskStatus.CANCELLED
+    assert triggers.armed == {}
+
+
+def test_cancel_repeated_answers_the_same(scheduler, store, triggers, log):
+    submit(scheduler, request())
+    first = scheduler.cancel(TASK_ID)
+    log.clear()
+    second = scheduler.cancel(TASK_ID)
+    assert (second.task_id, second.status) == (first.task_id, TaskStatus.CANCELLED)
+    # No second write; the trigger is removed again, in case the first removal failed.
+    assert log == [("get", TASK_ID), ("disarm", TASK_ID)]
+    assert len(store.cancels) == 1
+
+
+def test_cancel_answers_cancelled_when_the_trigger_cannot_be_removed(
+    scheduler, store, triggers, service_log
+):
+    submit(scheduler, request())
+    triggers.fail_disarm = disarm_failure()
+    task = scheduler.cancel(TASK_ID)
+    # The task is cancelled anyway: its trigger, if it fires, finds it so and removes itself.
+    assert task.status is TaskStatus.CANCELLED
+    assert store.tasks[TASK_ID].status is TaskStatus.CANCELLED
+    assert ("exception", "cancel: could not remove the trigger") in service_log.lines
+
+
+def test_cancel_of_an_unknown_task_is_not_found(scheduler, store, log):
+    with pytest.raises(TaskNotFound):
+        scheduler.cancel(TASK_ID)
+    assert store.cancels == []
+    with pytest.raises(TaskNotFound):
+        scheduler.cancel("not-a-uuid")
+
+
+def test_cancel_of_a_pending_task_is_not_found(scheduler, store, triggers):
+    triggers.fail_arm = arm_failure()
+    store.fail_on.add("delete_unacknowledged")  # leaves the pending row behind
+    with pytest.raises(DependencyFailure):
+        submit(scheduler, request())
+    with pytest.raises(TaskNotFound):
+        scheduler.cancel(TASK_ID)
+    assert store.tasks[TASK_ID].status is TaskStatus.PENDING
+    assert store.cancels == []
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        (TaskStatus.RUNNING, "it is running"),
+        (TaskStatus.COMPLETED, "it has finished"),
+        (TaskStatus.FAILED, "it has finished"),
+    ],
+)
+def test_cancel_of_a_running_or_finished_task_is_a_conflict(
+    scheduler, store, triggers, status, why
+):
+    submit(scheduler, request())
+    store.tasks[TASK_ID] = store.tasks[TASK_ID].with_changes(status=status)
+    triggers.disarmed.clear()
+    with pytest.raises(TaskConflict) as caught:
+        scheduler.cancel(TASK_ID)
+    assert why in caught.value.message
+    assert TASK_ID in caught.value.message
+    assert store.cancels == []
+    assert store.tasks[TASK_ID].status is status
+    assert triggers.disarmed == []
+
+
+def test_cancel_losing_to_a_concurrent_claim_is_a_conflict(scheduler, store, triggers):
+    task = submit(scheduler, request())
+    store.before_cancel = lambda: store.claim(TASK_ID, task.next_run_at, NOW)
+    with pytest.raises(TaskConflict) as caught:
+        scheduler.cancel(TASK_ID)
+    assert "it is running" in caught.value.message
+    assert store.tasks[TASK_ID].status is TaskStatus.RUNNING
+    assert TASK_ID in triggers.armed  # the run goes on; its trigger is the executor's to remove
+
+
+def test_cancel_whose_write_landed_with_its_answer_lost_is_a_success(scheduler, store, triggers):
+    # A retried write finds its own first try applied: the condition fails on `cancelled`.
+    submit(scheduler, request())
+    store.before_cancel = lambda: store.tasks.update(
+        {TASK_ID: store.tasks[TASK_ID].with_changes(status=TaskStatus.CANCELLED)}
+    )
+    assert scheduler.cancel(TASK_ID).status is TaskStatus.CANCELLED
+    assert triggers.armed == {}
+
+
+def test_cancel_whose_write_fails_changes_nothing(scheduler, store, triggers):
+    submit(scheduler, request())
+    store.fail_on.add("cancel")
+    with pytest.raises(DependencyFailure):
+        scheduler.cancel(TASK_ID)
+    assert store.tasks[TASK_ID].status is TaskStatus.SCHEDULED
+    assert TASK_ID in triggers.armed
+
+
 # --- the package on its own -------------------------------------------------------------------
 
 ORPHAN_SCRIPT = textwrap.dedent(
     """
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from task_scheduler.actions import validators
     from task_scheduler.model import TriggerKind
