@@ -23,7 +23,7 @@ with Diagram(
     receiver = Client("webhook receiver\n(your URL)")
     with Cluster("your AWS account (one SAM stack)"):
         api = APIGateway(
-            "REST API\nAPI key or IAM (ApiAuth)\nPOST /schedule-task\nGET /tasks/{task_id}"
+            "REST API\nAPI key or IAM (ApiAuth)\nPOST /schedule-task\nGET, DELETE /tasks/{task_id}"
         )
         schedule = Lambda("schedule_task\nvalidate, store, arm")
         table = Dynamodb("tasks table\nstatus, attempts, TTL")

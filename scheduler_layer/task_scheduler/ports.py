@@ -43,6 +43,11 @@ class TaskRepository(Protocol):
         """Removes a task whose scheduling failed (its client never got a 201)."""
         ...
 
+    def cancel(self, task_id: str, now: datetime, retention: timedelta) -> bool:
+        """`scheduled` → `cancelled` (out of the due index, expiring after `retention`); False
+        when it is not `scheduled`."""
+        ...
+
     def claim(self, task_id: str, due: str, now: datetime) -> bool:
         """`scheduled` → `running` for the occurrence `due`; False when it is not there to take."""
         ...

@@ -115,6 +115,7 @@ def api(
             _arming(settings, clients),
             clock,
             new_id or new_task_id,
+            retention=timedelta(days=settings.finished_task_retention_days),
         ),
         actions=validators(allow_loopback=settings.allow_loopback_targets, resolver=resolver),
         clock=clock,

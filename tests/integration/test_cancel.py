@@ -8,8 +8,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from task_scheduler.storage import TaskStore
 from tests.integration.conftest import TABLE_NAME, Aws, Handlers, body_of, on_both_backends
+from tests.support.lambda_runtime import ROOT, load_handler_module
 from tests.support.receiver import Receiver
 from tests.support.timing import seconds_from_now
 
@@ -108,3 +111,17 @@ def test_cancel_of_an_unknown_task_is_a_404(aws: Aws, handlers: Handlers) -> Non
     assert response["statusCode"] == 404, response["body"]
     assert body_of(response) == {"message": f"Task {unknown} was not found."}
     assert aws.table_is_empty()
+
+
+def test_a_cancelled_task_expires_after_the_stacks_retention(
+    aws: Aws, function_env: None, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    monkeypatch.setenv("FINISHED_TASK_RETENTION_DAYS", "7")
+    handlers = Handlers(  # loaded now, so they read the retention above
+        schedule=load_handler_module(ROOT / "schedule_task"),
+        execute=load_handler_module(ROOT / "execute_task"),
+    )
+    task_id = _schedule(handlers, receiver, FAR)
+    assert _cancel(handlers, task_id)["statusCode"] == 200
+    expires = datetime.fromtimestamp(int(aws.item(task_id)["expires_at"]["N"]), UTC)
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=7))) < timedelta(minutes=1)
