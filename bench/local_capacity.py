@@ -69,9 +69,11 @@ def schedule_all(
     local: LocalProcess, bodies: list[dict[str, Any]], clients: int
 ) -> tuple[list[Scheduled], float]:
     """POSTs every body from `clients` threads, each with its own session; returns each answer
-    and the wall time the whole took. Each task has an Idempotency-Key, so a request whose
-    connection failed is sent again as a careful client would, without scheduling it twice;
-    a task that gets no answer in CONNECT_ATTEMPTS has status 0."""
+    and the wall time the whole took. A request whose connection failed is sent again, as a
+    careful client would, with the same Idempotency-Key; the API does not honour that key yet
+    (issue 10), so a retried request whose first try had landed would schedule twice: `retried=`
+    counts retries and the trigger count shows any excess. A task that gets no answer in
+    CONNECT_ATTEMPTS has status 0."""
     sessions = threading.local()
 
     def post(index: int) -> Scheduled:
