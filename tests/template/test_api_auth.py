@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from local.template import load_template, parameter_defaults, with_language_extensions
-from tests.template.linters import cfn_lint, sam_validate_lint
+from tests.template.linters import assert_lints_clean
 from tests.template.transform import sam_transform
 
 MODES = ("API_KEY", "AWS_IAM")
@@ -172,15 +171,4 @@ def test_each_mode_passes_cfn_lint_and_sam_validate(
     # Linting template.yaml itself does not look inside the Fn::If branches (a misspelt
     # authorizer there passes), so each mode is linted as SAM will receive it - less the
     # conditions only an Fn::If used, which would be reported unused (W8001).
-    template = copy.deepcopy(sam_input[mode])
-    text = str(template["Resources"]) + str(template["Outputs"])
-    template["Conditions"] = {
-        name: body for name, body in template["Conditions"].items() if repr(name) in text
-    }
-    path = tmp_path / "template.yaml"
-    path.write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
-    lint = cfn_lint(path)
-    assert (lint.returncode, lint.stdout, lint.stderr) == (0, "", "")
-    validate = sam_validate_lint(path)
-    assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "is a valid SAM Template" in validate.stdout + validate.stderr
+    assert_lints_clean(copy.deepcopy(sam_input[mode]), tmp_path)
