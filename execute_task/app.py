@@ -1,6 +1,7 @@
-"""Execute function: runs a task once per occurrence. Invoked with `{"task_id": "..."}` by the
-task's EventBridge rule or a direct dispatch, and with SQS records from the retry queue (the
-durable waits between attempts). Wiring only; the logic lives in `task_scheduler`."""
+"""Execute function: runs a task once per occurrence. Invoked with `{"task_id": "...", "due":
+"..."}` by the task's EventBridge rule or schedule, shortly before the occurrence, and with SQS
+records carrying the same from the queue (near occurrences, the last seconds before one, the
+waits between attempts). Wiring only; the logic lives in `task_scheduler`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from task_scheduler import wiring
 from task_scheduler.errors import DependencyFailure
+from task_scheduler.execute_events import ExecuteEvent, parse_execute_event
 from task_scheduler.execution import RunOutcome, RunReport
 from task_scheduler.settings import ExecutorSettings
 
@@ -31,7 +33,8 @@ _METRIC_FOR_OUTCOME = {
     RunOutcome.UNKNOWN_TASK: "UnknownTaskEvent",
     RunOutcome.LOST_CLAIM: "DuplicateDelivery",
     RunOutcome.NOT_SCHEDULED: "SkippedEvent",
-    RunOutcome.NOT_DUE: "EarlyEvent",
+    RunOutcome.NOT_DUE: "StaleEvent",
+    RunOutcome.WAITING: "QueuedUntilDue",
 }
 
 
@@ -40,13 +43,13 @@ _METRIC_FOR_OUTCOME = {
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         return _queue_batch(event["Records"])
-    task_id = _task_id(event)
-    if task_id is None:
+    execute_event = parse_execute_event(event)
+    if execute_event is None:
         # Retrying would not make the event any better: log it and return.
         logger.warning("execute event without a task_id; ignoring it", extra={"event": event})
         metrics.add_metric(name="InvalidEvent", unit=MetricUnit.Count, value=1)
         return {"task_id": None, "outcome": "invalid_event"}
-    return {"task_id": task_id, "outcome": _run(task_id, requeue_early=False).outcome.value}
+    return {"task_id": execute_event.task_id, "outcome": _run(execute_event).outcome.value}
 
 
 def _queue_batch(records: list[dict[str, Any]]) -> dict:
@@ -57,27 +60,22 @@ def _queue_batch(records: list[dict[str, Any]]) -> dict:
             body = json.loads(record.get("body") or "null")
         except ValueError:
             body = None
-        task_id = _task_id(body)
-        if task_id is None:
+        execute_event = parse_execute_event(body)
+        if execute_event is None:
             logger.warning("queue message without a task_id; dropping it", extra={"body": body})
             metrics.add_metric(name="InvalidEvent", unit=MetricUnit.Count, value=1)
             continue
         try:
-            _run(task_id, requeue_early=True)
+            _run(execute_event)
         except DependencyFailure:
             logger.exception("could not run the task; SQS will deliver it again")
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
 
 
-def _task_id(event: Any) -> str | None:
-    task_id = event.get("task_id") if isinstance(event, dict) else None
-    return task_id if isinstance(task_id, str) and task_id else None
-
-
-def _run(task_id: str, requeue_early: bool) -> RunReport:
-    logger.append_keys(task_id=task_id)
-    report = executor.run(task_id, requeue_early=requeue_early)
+def _run(event: ExecuteEvent) -> RunReport:
+    logger.append_keys(task_id=event.task_id)
+    report = executor.run(event)
     metric = _METRIC_FOR_OUTCOME.get(report.outcome)
     if metric:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)

@@ -41,7 +41,9 @@ def call(service: str, what: str, operation: Callable[..., Any], /, **kwargs: An
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code") or None
         raise DependencyFailure(
-            f"Could not {what}: {service} answered {code or 'an error'}.", code
+            f"Could not {what}: {service} answered {code or 'an error'}.",
+            code,
+            error.response.get("Item"),
         ) from error
     except BotoCoreError as error:
         raise DependencyFailure(f"Could not {what}: {service} was unreachable.") from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # An error shows at most this much of any one client input (contract section 2).
 MAX_QUOTED_CHARS = 200
@@ -70,8 +71,12 @@ class DependencyFailure(SchedulerError):
     """An AWS service the scheduler relies on failed; nothing half-written was left behind.
 
     `code` is the error code AWS answered (e.g. "ConditionalCheckFailedException"), None when it
-    did not answer: callers that expect a particular refusal decide on it, never on the text."""
+    did not answer: callers that expect a particular refusal decide on it, never on the text.
+    `item`: the item a refused conditional write found, when DynamoDB was asked to return it."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, code: str | None = None, item: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.item = item

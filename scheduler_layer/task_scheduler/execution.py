@@ -2,8 +2,11 @@
 Lambda; its collaborators (repository, triggers, actions, retry queue, dead letters, clock,
 random source) are passed in.
 
-One run reads top to bottom: admit (is there an occurrence to run?), wait (until it is due, never
-before), claim, attempt (perform the action once), settle (record it, retry it, or dead-letter it).
+One run reads top to bottom: hop (an event for an occurrence more than a second away is sent on
+through the queue), wait (at most a second, never starting early), claim (one conditional write
+that also reads the task), attempt (perform the action once), settle (record it, retry it, or
+dead-letter it). A refused claim says why: a duplicate, a stale event, a cancelled task, a run
+that was interrupted, or a row not written yet.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from aws_lambda_powertools import Logger
 from task_scheduler.actions import ActionContext, ActionPerformer, ActionRegistry, ActionResult
 from task_scheduler.clock import Clock
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.model import Attempt, Task, TaskStatus
-from task_scheduler.ports import DeadLetters, RetryArming, TaskRepository, TriggerRearming
+from task_scheduler.execute_events import ExecuteEvent
+from task_scheduler.model import Attempt, Task, TaskStatus, TriggerKind
+from task_scheduler.ports import DeadLetters, OccurrenceTriggers, RetryArming, TaskRepository
 from task_scheduler.timing import (
-    MAX_EARLY_ARRIVAL,
+    MAX_IN_PLACE_WAIT,
     ceil_to_second,
     format_utc,
     parse_stored_utc,
@@ -32,18 +36,18 @@ from task_scheduler.zoned_cron import occurrence_after
 
 logger = Logger(child=True)
 
-# How long the execute side waits for a `pending` task to become `scheduled` (see _admit).
-PENDING_GRACE = timedelta(seconds=10)
-PENDING_POLL_SECONDS = 0.2
-# A queue message arriving earlier than this before its task is due is sent round again
-# (SQS delays are whole seconds and rounded up, so an on-time one is at most a second early).
-QUEUE_EARLY_TOLERANCE = timedelta(seconds=1)
+# An event may come before its task's row is written (the API arms an occurrence, then stores
+# the task) or while the previous occurrence is being recorded: it is looked at again, every
+# LOOK_AGAIN_SECONDS, until this long after it was due.
+LOOK_AGAIN_SECONDS = 2
+LOOK_AGAIN_UNTIL = timedelta(seconds=12)
 
 
 class RunOutcome(StrEnum):
     UNKNOWN_TASK = "unknown_task"
-    NOT_SCHEDULED = "not_scheduled"  # cancelled, finished, running elsewhere, or never acknowledged
+    NOT_SCHEDULED = "not_scheduled"  # cancelled, finished, or paused
     NOT_DUE = "not_due"  # an event for an occurrence that is not this one
+    WAITING = "waiting"  # not due yet: sent on through the queue to its second
     LOST_CLAIM = "lost_claim"  # a concurrent invocation claimed it first
     COMPLETED = "completed"
     FAILED = "failed"
@@ -72,7 +76,7 @@ class Executor:
     def __init__(
         self,
         store: TaskRepository,
-        triggers: TriggerRearming,
+        triggers: OccurrenceTriggers,
         actions: ActionRegistry[ActionPerformer],
         clock: Clock,
         retention: timedelta,
@@ -89,86 +93,68 @@ class Executor:
         self._dead_letters = dead_letters
         self._rng = rng or Random()  # noqa: S311 - backoff jitter, not security
 
-    def run(self, task_id: str, requeue_early: bool = False) -> RunReport:
-        """Runs the task if its occurrence is due. `requeue_early`: the event came from the retry
-        queue, whose delays are capped, so one arriving well before its time is sent on again."""
-        admitted = self._admit(task_id)
-        if isinstance(admitted, RunReport):
-            return admitted
-        task = admitted
-        assert task.next_run_at is not None  # _admit lets only a `scheduled` occurrence through
-        due = parse_stored_utc(task.next_run_at)
-        not_due = self._wait(task, due, requeue_early)
-        if not_due is not None:
-            return not_due
-        if not self._store.claim(task_id, task.next_run_at, self._clock.now()):
-            logger.info("another invocation claimed this occurrence; not running it again")
-            return RunReport(RunOutcome.LOST_CLAIM)
-        return self._settle(task, self._attempt(task, due))
+    def run(self, event: ExecuteEvent) -> RunReport:
+        """Runs the event's occurrence if it is the task's, within a second after it is due."""
+        task_id, due = event.task_id, event.due
+        if due is None:  # an event without its occurrence: the task's next one
+            task = self._store.get(task_id)
+            if task is None or task.status is not TaskStatus.SCHEDULED or not task.next_run_at:
+                return self._refused(task_id, None, task)
+            due = parse_stored_utc(task.next_run_at)
+        now = self._clock.now()
+        if due - now > MAX_IN_PLACE_WAIT:
+            # Armed early on purpose (`timing`): the queue carries it to its second.
+            self._retries.arm_at(task_id, due, now)
+            logger.info("not due yet; queued until it is", extra={"due": format_utc(due)})
+            return RunReport(RunOutcome.WAITING)
+        self._wait_until(due)
+        claim = self._store.claim(task_id, format_utc(due), self._clock.now())
+        if claim.claimed is None:
+            return self._refused(task_id, due, claim.current)
+        return self._settle(claim.claimed, self._attempt(claim.claimed, due))
 
-    # -- admit -----------------------------------------------------------------------------------
+    def _wait_until(self, due: datetime) -> None:
+        """Never start before `due`: a queued message lands up to a second early."""
+        while self._clock.now() < due:
+            self._clock.sleep(seconds_until(due, self._clock.now()) or 0.001)
 
-    def _admit(self, task_id: str) -> Task | RunReport:
-        """The task when it has an occurrence to run; otherwise the report of why not."""
-        task = self._store.get(task_id)
-        if task is not None and task.status is TaskStatus.PENDING:
-            task = self._await_acknowledgement(task)
-        if task is None:
+    # -- a refused claim -------------------------------------------------------------------------
+
+    def _refused(self, task_id: str, due: datetime | None, current: Task | None) -> RunReport:
+        """Why the occurrence `due` is not this invocation's to run, and what follows from it."""
+        now = self._clock.now()
+        if current is None:
+            if due is not None and now < due + LOOK_AGAIN_UNTIL:
+                return self._look_again(task_id, due, "its row is not written yet")
             logger.warning("execute event for an unknown task; removing its trigger if any")
             # A trigger left by a failed scheduling whose row is gone: it must not fire again.
-            self._triggers.disarm(task_id)
+            self._triggers.disarm(task_id, None)
             return RunReport(RunOutcome.UNKNOWN_TASK)
-        if task.is_interrupted(self._clock.now()):
-            return self._settle_interrupted(task)
-        if task.status is not TaskStatus.SCHEDULED or task.next_run_at is None:
+        if current.is_interrupted(now):
+            return self._settle_interrupted(current)
+        occurrence = format_utc(due) if due else None
+        if current.status is TaskStatus.RUNNING:
+            if current.next_run_at == occurrence or due is None:
+                logger.info("another invocation claimed this occurrence; not running it again")
+                return RunReport(RunOutcome.LOST_CLAIM)
+            if now < due + LOOK_AGAIN_UNTIL:  # the previous occurrence is being recorded
+                return self._look_again(task_id, due, "its previous occurrence is running")
+        if current.status is TaskStatus.SCHEDULED:
             logger.info(
-                "task is not scheduled; nothing to run", extra={"status": task.status.value}
-            )
-            if task.status.finished or task.status is TaskStatus.PENDING:
-                # Finished: a retry after a crash between recording and disarming. Pending: its
-                # scheduling failed. Either way its trigger must go.
-                self._triggers.disarm(task_id)
-            return RunReport(RunOutcome.NOT_SCHEDULED)
-        return task
-
-    def _await_acknowledgement(self, task: Task) -> Task | None:
-        """A direct dispatch is sent before the API marks the task `scheduled` (the trigger must
-        exist first), so it can arrive while the task is still `pending`: give the API a moment."""
-        deadline = self._clock.now() + PENDING_GRACE
-        current: Task | None = task
-        while current is not None and current.status is TaskStatus.PENDING:
-            if self._clock.now() >= deadline:
-                logger.info("task stayed pending: its scheduling failed or was undone")
-                break
-            self._clock.sleep(PENDING_POLL_SECONDS)
-            current = self._store.get(task.task_id)
-        return current
-
-    # -- wait ------------------------------------------------------------------------------------
-
-    def _wait(self, task: Task, due: datetime, requeue_early: bool) -> RunReport | None:
-        """Returns once `due` has come (None), or the report of an event too early to wait for."""
-        now = self._clock.now()
-        waiting_on_retry = task.run_attempts > 0 and due - now > MAX_EARLY_ARRIVAL
-        if (requeue_early and due - now > QUEUE_EARLY_TOLERANCE) or waiting_on_retry:
-            # A hop of a long wait (queue delays stop at 15 min): wait in the queue, not a Lambda.
-            self._retries.arm_at(task.task_id, due, now)
-            logger.info("task not due yet; waiting on", extra={"next_run_at": task.next_run_at})
-            return RunReport(RunOutcome.NOT_DUE)
-        if due - now > MAX_EARLY_ARRIVAL:
-            logger.warning(
-                "execute event long before the task is due; ignoring it",
-                extra={"next_run_at": task.next_run_at},
+                "event for another occurrence than the task's; ignoring it",
+                extra={"due": occurrence, "next_run_at": current.next_run_at},
             )
             return RunReport(RunOutcome.NOT_DUE)
-        # EventBridge fires at some second of the minute; never run before the time asked for.
-        wait = seconds_until(due, now)
-        if wait > 0:
-            logger.debug("waiting until the task is due", extra={"wait_seconds": wait})
-            self._clock.sleep(wait)
-        while self._clock.now() < due:  # a clock that woke a hair early
-            self._clock.sleep(seconds_until(due, self._clock.now()) or 0.001)
-        return None
+        logger.info("task is not scheduled; nothing to run", extra={"status": current.status.value})
+        if current.status.finished:
+            # A late duplicate, or a retry after a crash between recording and releasing.
+            self._triggers.release(task_id, current.trigger)
+        return RunReport(RunOutcome.NOT_SCHEDULED)
+
+    def _look_again(self, task_id: str, due: datetime, why: str) -> RunReport:
+        logger.info(f"cannot claim the occurrence yet: {why}; looking again shortly")
+        self._retries.redeliver(task_id, due, LOOK_AGAIN_SECONDS)
+        return RunReport(RunOutcome.WAITING)
 
     # -- attempt ---------------------------------------------------------------------------------
 
@@ -250,9 +236,10 @@ class Executor:
         now = self._clock.now()
         next_run = occurrence_after(task.run_at, task.timezone, now) if task.recurring else None
         next_run_at = format_utc(next_run) if next_run else None
+        trigger = None
         if next_run is not None:
             status, outcome = TaskStatus.SCHEDULED, RunOutcome.RESCHEDULED
-            self._arm_next(task, next_run, now)
+            trigger = self._arm_next(task, next_run, now)
         elif result.succeeded:
             status, outcome = TaskStatus.COMPLETED, RunOutcome.COMPLETED
         else:
@@ -267,6 +254,7 @@ class Executor:
             next_run_at=next_run_at,
             error=None if result.succeeded else result.error,
             retention=self._retention,
+            trigger=trigger,
         )
         if not recorded:
             logger.warning("the task changed while it ran; this run's outcome was not recorded")
@@ -283,17 +271,16 @@ class Executor:
             },
         )
         if status.finished:
-            self._triggers.disarm(task.task_id)
+            self._triggers.release(task.task_id, task.trigger)
         return RunReport(outcome, result, attempted.lateness_ms)
 
-    def _arm_next(self, task: Task, next_run: datetime, now: datetime) -> None:
+    def _arm_next(self, task: Task, next_run: datetime, now: datetime) -> TriggerKind:
         """Arms `next_run` before the run is recorded, so that a task is never `scheduled` with
         nothing to fire it: should the trigger and the queue both fail, the invocation fails with
         the task `running`, found interrupted later. (Armed for nothing, a trigger does nothing.)"""
         try:
-            too_late = self._triggers.rearm(task.task_id, task.timezone, next_run, now)
-        except DependencyFailure:  # the retry queue can carry the next run (which re-arms)
-            logger.warning("could not re-arm the trigger; the retry queue carries the next run")
-            too_late = True
-        if too_late:
+            return self._triggers.arm(task.task_id, next_run, now, task.trigger)
+        except DependencyFailure:  # the queue can carry it, 15 minutes at a time
+            logger.warning("could not arm the next occurrence's trigger; the queue carries it")
             self._retries.arm_at(task.task_id, next_run, now)
+            return self._triggers.kind_after_failed_arm(task.trigger)

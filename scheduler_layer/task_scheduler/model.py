@@ -19,8 +19,8 @@ MAX_RECORDED_EXCERPT_BYTES = 1024
 MAX_RECORDED_ERROR_BYTES = 512
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_MAX_ATTEMPTS = 20
-# A task `running` longer than this was interrupted; above the execute function's timeout (120 s).
-INTERRUPTED_AFTER = timedelta(seconds=150)
+# A task `running` longer than this was interrupted; above the execute function's timeout (60 s).
+INTERRUPTED_AFTER = timedelta(seconds=90)
 
 
 def clipped(text: str | None, max_bytes: int) -> str | None:
@@ -43,8 +43,8 @@ def running_too_long(claimed_at: str, now: datetime) -> bool:
 
 
 class TaskStatus(StrEnum):
-    # Internal: the row is written but its trigger is not armed yet. Never returned to a client:
-    # a task only becomes visible (201) once it is `scheduled`, and leftovers expire by TTL.
+    # Written by older versions before the trigger was armed (they expire by TTL). Never returned
+    # to a client, never run: a task is written `scheduled`, once its trigger is armed.
     PENDING = "pending"
     SCHEDULED = "scheduled"
     RUNNING = "running"
@@ -60,7 +60,8 @@ class TaskStatus(StrEnum):
 class TriggerKind(StrEnum):
     RULE = "rule"  # an EventBridge rule on the default bus, one per task
     SCHEDULE = "schedule"  # an EventBridge Scheduler schedule in the stack's group, one per task
-    DIRECT = "direct"  # an asynchronous invocation of the execute function, for imminent tasks
+    QUEUE = "queue"  # a delayed message of the queue, for occurrences within its 15 minutes
+    DIRECT = "direct"  # written by older versions (a Lambda invocation); nothing to remove
 
 
 @dataclass(frozen=True)
@@ -144,20 +145,24 @@ def new_task(
     first_run_at: datetime,
     recurring: bool,
     now: datetime,
+    trigger: TriggerKind | None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     timezone: str = DEFAULT_TIMEZONE,
 ) -> Task:
+    """A task as it is first stored: `scheduled`, its first occurrence armed by `trigger` (None
+    until it is armed)."""
     stamp = format_utc(now)
     return Task(
         task_id=task_id,
         action=action,
         payload=payload,
         run_at=run_at,
-        status=TaskStatus.PENDING,
+        status=TaskStatus.SCHEDULED,
         created_at=stamp,
         updated_at=stamp,
         recurring=recurring,
         next_run_at=format_utc(first_run_at),
+        trigger=trigger,
         max_attempts=max_attempts,
         timezone=timezone,
     )

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from task_scheduler.model import Attempt, Task, TaskStatus, TriggerKind, running_too_long
-from task_scheduler.zoned_cron import DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
@@ -25,18 +24,23 @@ class DueEntry:
         return self.status is TaskStatus.RUNNING and running_too_long(self.updated_at, now)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a claim found: the task it won (now `running`), or, refused, the task as it is
+    (None: there is no such task)."""
+
+    claimed: Task | None = None
+    current: Task | None = None
+
+
 class TaskRepository(Protocol):
     """Tasks, changed only by conditional writes: a write whose condition fails returns False
     (or, for the scheduling writes, raises DependencyFailure) and changes nothing."""
 
     def get(self, task_id: str) -> Task | None: ...
 
-    def create_pending(self, task: Task, now: datetime) -> None:
-        """Writes a new task as `pending`; it expires unless `mark_scheduled` follows."""
-        ...
-
-    def mark_scheduled(self, task_id: str, trigger: TriggerKind, now: datetime) -> None:
-        """`pending` → `scheduled` once its trigger is armed."""
+    def create(self, task: Task) -> None:
+        """Writes a new task, `scheduled` (its first occurrence is armed already)."""
         ...
 
     def delete_unacknowledged(self, task_id: str) -> None:
@@ -48,8 +52,9 @@ class TaskRepository(Protocol):
         when it is not `scheduled`."""
         ...
 
-    def claim(self, task_id: str, due: str, now: datetime) -> bool:
-        """`scheduled` → `running` for the occurrence `due`; False when it is not there to take."""
+    def claim(self, task_id: str, due: str, now: datetime) -> Claim:
+        """`scheduled` → `running` for the occurrence `due`; refused when it is not there to
+        take, with the task as it is."""
         ...
 
     def record_run(
@@ -62,8 +67,10 @@ class TaskRepository(Protocol):
         next_run_at: str | None,
         error: str | None,
         retention: timedelta,
+        trigger: TriggerKind | None = None,
     ) -> bool:
-        """A `running` task's run ended: its outcome, or its next occurrence."""
+        """A `running` task's run ended: its outcome, or its next occurrence (armed by
+        `trigger`)."""
         ...
 
     def record_retry(
@@ -79,49 +86,37 @@ class OverdueTasks(Protocol):
         ...
 
 
-class TriggerRemoval(Protocol):
-    """What both functions do with triggers: remove one that must not fire (again)."""
-
-    def disarm(self, task_id: str) -> None:
-        """Removes the task's trigger; a trigger already gone is not an error."""
-        ...
-
-
-class TriggerRearming(TriggerRemoval, Protocol):
-    """What the execute function does with triggers: keeps a recurring task's trigger on its
-    next occurrence, and removes the one a finished task leaves."""
-
-    def rearm(self, task_id: str, timezone: str, next_run_at: datetime, now: datetime) -> bool:
-        """Makes the task's trigger fire at `next_run_at`, the next occurrence of its cron read in
-        `timezone` (a trigger that fires on every occurrence by itself needs nothing). True when
-        the trigger may fire too late for it (armed moments before), so the occurrence must be
-        handed on another way too. Raises DependencyFailure."""
-        ...
-
-
-class TriggerArming(TriggerRemoval, Protocol):
-    """What the API function does with triggers: arms them, and removes them when undoing."""
+class OccurrenceTriggers(Protocol):
+    """What both functions do with triggers (`arming.OccurrenceArming`)."""
 
     def arm(
-        self,
-        task_id: str,
-        fire_at: datetime,
-        cron: str | None,
-        recurring: bool,
-        now: datetime,
-        *,
-        timezone: str = DEFAULT_TIMEZONE,
+        self, task_id: str, due: datetime, now: datetime, current: TriggerKind | None = None
     ) -> TriggerKind:
-        """Makes the execute function run for `task_id` at `fire_at` (and, when `recurring`, on
-        every occurrence of `cron` read in `timezone`, an IANA zone name: the execute side may
-        have to re-arm the trigger after each run, see TriggerRearming). Raises
-        DependencyFailure having left nothing armed."""
+        """Makes the execute function run the task's occurrence `due` (within a second after
+        it); returns the kind of trigger the task now has. Raises DependencyFailure."""
+        ...
+
+    def disarm(self, task_id: str, kind: TriggerKind | None) -> None:
+        """Removes the task's trigger so that it never fires; one already gone is no error."""
+        ...
+
+    def release(self, task_id: str, kind: TriggerKind | None) -> None:
+        """Removes what a finished task's last trigger leaves behind, if anything."""
+        ...
+
+    def kind_after_failed_arm(self, current: TriggerKind | None) -> TriggerKind:
+        """The trigger a task may have after `arm` failed (the queue carries its occurrence)."""
         ...
 
 
 class RetryArming(Protocol):
     def arm_at(self, task_id: str, at: datetime, now: datetime) -> None:
-        """Hands the task to the execute function again at `at` (or in 15 minutes, if sooner)."""
+        """Hands the occurrence `at` to the execute function at most a second before it (or in
+        15 minutes, if sooner: it is sent on again then)."""
+        ...
+
+    def redeliver(self, task_id: str, due: datetime, delay_seconds: int) -> None:
+        """Hands the occurrence `due` to the execute function again in `delay_seconds`."""
         ...
 
 

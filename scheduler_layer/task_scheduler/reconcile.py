@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 from task_scheduler.clock import Clock
 from task_scheduler.model import TaskStatus
 from task_scheduler.ports import OverdueTasks, RetryArming
-from task_scheduler.timing import format_utc
+from task_scheduler.timing import format_utc, parse_stored_utc
 
 logger = Logger(child=True)
 
@@ -46,7 +46,8 @@ class Reconciler:
                 continue
             if entry.status not in (TaskStatus.SCHEDULED, TaskStatus.RUNNING):
                 continue
-            self._retries.arm_at(entry.task_id, now, now)
+            # Now, for the occurrence it is stuck on (the execute side claims exactly that one).
+            self._retries.redeliver(entry.task_id, parse_stored_utc(entry.next_run_at), 0)
             redispatched += 1
             logger.warning(
                 "task overdue; handing it to the execute function again",

@@ -13,13 +13,12 @@ from task_scheduler.clock import Clock
 from task_scheduler.errors import (
     DependencyFailure,
     PayloadTooLarge,
-    SchedulerError,
     TaskConflict,
     TaskNotFound,
     quote,
 )
-from task_scheduler.model import Task, TaskStatus, new_task
-from task_scheduler.ports import TaskRepository, TriggerArming
+from task_scheduler.model import Task, TaskStatus, TriggerKind, new_task
+from task_scheduler.ports import OccurrenceTriggers, TaskRepository
 from task_scheduler.schedule_request import ScheduleCommand
 from task_scheduler.task_items import MAX_STORED_TASK_BYTES, largest_stored_size
 from task_scheduler.timing import format_utc
@@ -39,7 +38,7 @@ class Scheduler:
     def __init__(
         self,
         store: TaskRepository,
-        triggers: TriggerArming,
+        triggers: OccurrenceTriggers,
         clock: Clock,
         new_id: Callable[[], str] = new_task_id,
         *,
@@ -52,14 +51,12 @@ class Scheduler:
         self._retention = retention
 
     def schedule(self, command: ScheduleCommand) -> Task:
-        """Stores the task and arms its trigger; returns it `scheduled`.
+        """Arms the task's first occurrence, then stores it `scheduled`; returns it.
 
-        The writes are ordered so that a failure at any step leaves nothing a client can see:
-        the row is written `pending` (it expires by itself), then the trigger is armed, then the
-        row becomes `scheduled`. A failure undoes what came before and is raised (503, or 400
-        when EventBridge rejects the expression). Should an undo step fail too, what remains is
-        harmless: a `pending` row nobody sees, which expires, and at most a trigger whose
-        execution finds no `scheduled` task and removes itself.
+        In that order a failure at any step leaves nothing that runs: a trigger whose row was
+        never written finds no task and does nothing (and removes itself). A failed write
+        undoes the trigger (a queued message cannot be taken back: it finds no task) and is
+        raised (503). Should the undo fail too, what remains is that harmless trigger.
         """
         schedule = command.schedule
         now = self._clock.now()
@@ -71,34 +68,19 @@ class Scheduler:
             first_run_at=schedule.first_run_at,
             recurring=schedule.recurring,
             now=now,
+            trigger=None,
             max_attempts=command.retry.max_attempts,
             timezone=schedule.timezone,
         )
         _refuse_if_it_could_outgrow_storage(task)
         task_id = task.task_id
+        trigger = self._triggers.arm(task_id, schedule.first_run_at, self._clock.now())
+        task = task.with_changes(trigger=trigger)
         try:
-            self._store.create_pending(task, now)
+            self._store.create(task)
         except DependencyFailure:
-            # The write may have been applied with every answer lost: remove what may be there.
-            self._remove_row(task_id)
-            raise
-        try:
-            trigger = self._triggers.arm(
-                task_id,
-                schedule.first_run_at,
-                schedule.cron.expression if schedule.cron else None,
-                schedule.recurring,
-                self._clock.now(),
-                timezone=schedule.timezone,
-            )
-        except SchedulerError:
-            self._undo(task_id)
-            raise
-        try:
-            self._store.mark_scheduled(task_id, trigger, self._clock.now())
-        except DependencyFailure:
-            if not self._is_scheduled(task_id):
-                self._undo(task_id)
+            if not self._is_stored(task_id):
+                self._undo(task_id, trigger)
                 raise
             # The write was applied and only its answers were lost: the task is scheduled.
         logger.info(
@@ -110,7 +92,7 @@ class Scheduler:
                 "trigger": trigger.value,
             },
         )
-        return task.with_changes(status=TaskStatus.SCHEDULED, trigger=trigger)
+        return task
 
     def get(self, task_id: str) -> Task:
         task = self._store.get(task_id) if _is_uuid(task_id) else None
@@ -140,43 +122,36 @@ class Scheduler:
             why = "it has finished" if task.status.finished else f"it is {task.status.value}"
             raise TaskConflict(f"Task {quote(task_id)} cannot be cancelled: {why}.")
         # A repeat removes the trigger again too, in case the first removal failed.
-        self._disarm_cancelled(task_id)
+        self._disarm_cancelled(task_id, task.trigger)
         logger.info("task cancelled", extra={"task_id": task_id})
         return task
 
-    def _disarm_cancelled(self, task_id: str) -> None:
+    def _disarm_cancelled(self, task_id: str, trigger: TriggerKind | None) -> None:
         try:
-            self._triggers.disarm(task_id)
+            self._triggers.disarm(task_id, trigger)
         except DependencyFailure:
             # The task is cancelled all the same: should its trigger fire, the execute function
             # finds it cancelled, runs nothing and removes the trigger itself. So the answer is 200.
             logger.exception("cancel: could not remove the trigger", extra={"task_id": task_id})
 
-    def _is_scheduled(self, task_id: str) -> bool:
+    def _is_stored(self, task_id: str) -> bool:
         """Reads back a write whose outcome is unknown; False when it cannot even be read."""
         try:
-            current = self._store.get(task_id)
+            return self._store.get(task_id) is not None
         except DependencyFailure:
             return False
-        return current is not None and current.status in (TaskStatus.SCHEDULED, TaskStatus.RUNNING)
 
-    def _remove_row(self, task_id: str) -> None:
+    def _undo(self, task_id: str, trigger: TriggerKind) -> None:
+        """Removes the trigger and the row (a write reported failed may have landed), each step
+        on its own so one failing does not skip the other."""
+        try:
+            self._triggers.disarm(task_id, trigger)
+        except DependencyFailure:
+            logger.exception("undo: could not remove the trigger", extra={"task_id": task_id})
         try:
             self._store.delete_unacknowledged(task_id)
         except DependencyFailure:
             logger.exception("undo: could not remove the row", extra={"task_id": task_id})
-
-    def _undo(self, task_id: str) -> None:
-        """Removes the trigger (a failed or ambiguous arm may have left one) and the row, each
-        step on its own so one failing does not skip the other."""
-        for what, step in (
-            ("remove the trigger", self._triggers.disarm),
-            ("remove the row", self._store.delete_unacknowledged),
-        ):
-            try:
-                step(task_id)
-            except DependencyFailure:
-                logger.exception(f"undo: could not {what}", extra={"task_id": task_id})
 
 
 def _refuse_if_it_could_outgrow_storage(task: Task) -> None:

@@ -95,11 +95,14 @@ class CommonSettings:
 
 
 @dataclass(frozen=True)
-class ApiSettings(CommonSettings):
-    """What the API function (schedule_task) needs."""
+class TriggerSettings:
+    """What arming an occurrence needs, in both functions (`arming`): the queue for the near
+    ones, the backend's rule or schedule for the far ones, both aimed at the execute function."""
 
     execute_function_arn: str
-    trigger_backend: str = RULES_BACKEND  # `rules` or `scheduler` (EventBridge Scheduler)
+    retry_queue_url: str  # delayed messages: near occurrences, hops, waits between attempts
+    backend: str = RULES_BACKEND  # `rules` or `scheduler` (EventBridge Scheduler)
+    rule_name_prefix: str = ""
     # With `scheduler`: the stack's schedule group, the role the schedules invoke the execute
     # function with, and the dead-letter queue for events they could not deliver.
     schedule_group_name: str | None = None
@@ -107,15 +110,34 @@ class ApiSettings(CommonSettings):
     dead_letter_queue_arn: str | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ApiSettings:
+    def from_env(cls, environ: Mapping[str, str], execute_function_arn: str) -> TriggerSettings:
         backend = _trigger_backend(environ)
         return cls(
-            **cls._common(environ),
-            execute_function_arn=_required(environ, "EXECUTE_FUNCTION_ARN"),
-            trigger_backend=backend,
+            execute_function_arn=execute_function_arn,
+            retry_queue_url=_required(environ, "RETRY_QUEUE_URL"),
+            backend=backend,
+            rule_name_prefix=_rule_prefix(environ),
             schedule_group_name=_for_scheduler(environ, backend, "SCHEDULE_GROUP_NAME"),
             scheduler_role_arn=_for_scheduler(environ, backend, "SCHEDULER_ROLE_ARN"),
             dead_letter_queue_arn=_for_scheduler(environ, backend, "DEAD_LETTER_QUEUE_ARN"),
+        )
+
+
+@dataclass(frozen=True)
+class ApiSettings(CommonSettings):
+    """What the API function (schedule_task) needs."""
+
+    triggers: TriggerSettings
+
+    @property
+    def trigger_backend(self) -> str:
+        return self.triggers.backend
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ApiSettings:
+        return cls(
+            **cls._common(environ),
+            triggers=TriggerSettings.from_env(environ, _required(environ, "EXECUTE_FUNCTION_ARN")),
         )
 
 
@@ -124,21 +146,29 @@ class ExecutorSettings(CommonSettings):
     """What the execute function needs."""
 
     webhook_secret_arn: str  # Secrets Manager secret holding the signing key
-    retry_queue_url: str  # delayed messages: the durable waits between attempts
     dead_letter_queue_url: str  # tasks that ended `failed`
-    trigger_backend: str = RULES_BACKEND
-    schedule_group_name: str | None = None  # with `scheduler`
+    triggers: TriggerSettings  # to arm a recurring task's next occurrence
+
+    @property
+    def trigger_backend(self) -> str:
+        return self.triggers.backend
+
+    @property
+    def retry_queue_url(self) -> str:
+        return self.triggers.retry_queue_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorSettings:
-        backend = _trigger_backend(environ)
+        # A function cannot name its own ARN in the template (a circular reference): the
+        # template gives the stack's `arn:...:function:` prefix, Lambda gives the name.
+        own_arn = _required(environ, "FUNCTION_ARN_PREFIX") + _required(
+            environ, "AWS_LAMBDA_FUNCTION_NAME"
+        )
         return cls(
             **cls._common(environ),
             webhook_secret_arn=_required(environ, "WEBHOOK_SECRET_ARN"),
-            retry_queue_url=_required(environ, "RETRY_QUEUE_URL"),
             dead_letter_queue_url=_required(environ, "DEAD_LETTER_QUEUE_URL"),
-            trigger_backend=backend,
-            schedule_group_name=_for_scheduler(environ, backend, "SCHEDULE_GROUP_NAME"),
+            triggers=TriggerSettings.from_env(environ, own_arn),
         )
 
 

@@ -19,6 +19,7 @@ from task_scheduler.model import (
     TriggerKind,
     recorded_error,
 )
+from task_scheduler.ports import Claim
 from task_scheduler.task_items import (
     attributes,
     epoch,
@@ -33,9 +34,16 @@ from task_scheduler.timing import format_utc
 
 logger = Logger(child=True)
 
-# A `pending` row whose trigger never got armed disappears by itself after this long.
-PENDING_ROW_TTL = timedelta(days=1)
 _STATUS = {"#status": "status"}
+_TRIGGER = {"#trigger": "trigger"}  # a reserved word
+
+
+def _names(update: str) -> dict[str, str]:
+    return {**_STATUS, **_TRIGGER} if "#trigger" in update else _STATUS
+
+
+def _claim_token(item: dict[str, Any]) -> str | None:
+    return plain(item).get("claim_token")
 
 
 class TaskStore:
@@ -60,53 +68,23 @@ class TaskStore:
 
     # -- scheduling ------------------------------------------------------------------------------
 
-    def create_pending(self, task: Task, now: datetime) -> None:
-        """Writes a new task as `pending`; it expires unless `mark_scheduled` follows."""
-        item = {**to_item(task), **attributes({"expires_at": epoch(now + PENDING_ROW_TTL)})}
+    def create(self, task: Task) -> None:
+        """Writes a new task, `scheduled`, once its first occurrence is armed (the row is the
+        acknowledgement: a trigger whose row never came finds no task and does nothing)."""
+        item = {**to_item(task), **attributes({"due_shard": due_shard(task.task_id)})}
         written = self._write(
             "store the task",
             self._client.put_item,
             Item=item,
             ConditionExpression="attribute_not_exists(task_id)",
         )
-        # Refused: the client retried a write that had succeeded but whose answer was lost.
-        if not written and not self._has_status(task.task_id, TaskStatus.PENDING):
-            raise DependencyFailure("Could not store the task: its id is taken.")
-
-    def mark_scheduled(self, task_id: str, trigger: TriggerKind, now: datetime) -> None:
-        """`pending` → `scheduled` once its trigger is armed; the row no longer expires."""
-        written = self._write(
-            "mark the task scheduled",
-            self._client.update_item,
-            Key=key(task_id),
-            UpdateExpression="SET #status = :scheduled, #trigger = :trigger, updated_at = :now, "
-            "due_shard = :shard REMOVE expires_at",
-            ConditionExpression="#status = :pending",
-            ExpressionAttributeNames={**_STATUS, "#trigger": "trigger"},
-            ExpressionAttributeValues=attributes(
-                {
-                    ":scheduled": TaskStatus.SCHEDULED.value,
-                    ":pending": TaskStatus.PENDING.value,
-                    ":trigger": trigger.value,
-                    ":now": format_utc(now),
-                    ":shard": due_shard(task_id),
-                }
-            ),
-        )
-        if not written:
-            # A retried write whose first attempt succeeded (its answer lost) finds `scheduled`,
-            # or a direct dispatch already claimed it. Anything else is a failure to undo.
-            current = self.get(task_id)
-            if current is None or current.status is TaskStatus.PENDING:
-                raise DependencyFailure("Could not mark the task scheduled.")
-
-    def _has_status(self, task_id: str, status: TaskStatus) -> bool:
-        current = self.get(task_id)
-        return current is not None and current.status is status
+        # Refused: a retry of this very write (a fresh UUID is never taken) whose answer was lost.
+        if not written and self.get(task.task_id) is None:
+            raise DependencyFailure("Could not store the task.")
 
     def delete_unacknowledged(self, task_id: str) -> None:
-        """Removes a task whose scheduling failed, so the client never got its 201. It may be
-        `scheduled` already (a write that succeeded but reported an error); not once it runs."""
+        """Removes a task whose scheduling failed, so the client never got its 201 (a write that
+        succeeded but reported an error); not once it runs. (`pending`: rows of older versions.)"""
         self._write(
             "remove the unscheduled task",
             self._client.delete_item,
@@ -143,17 +121,20 @@ class TaskStore:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def claim(self, task_id: str, due: str, now: datetime) -> bool:
-        """`scheduled` → `running` for the occurrence `due`. False when another invocation has it,
-        the task was cancelled, or that occurrence already ran."""
+    def claim(self, task_id: str, due: str, now: datetime) -> Claim:
+        """`scheduled` → `running` for the occurrence `due`, in one write that also reads: the
+        task claimed, or, refused, the task as it is (another invocation has it, it was
+        cancelled or changed, that occurrence already ran, or there is no such task)."""
         token = str(uuid.uuid4())
+        condition = "#status = :scheduled AND next_run_at = :due"
         try:
-            claimed = self._write(
+            answer = self._call(
                 "claim the task",
                 self._client.update_item,
+                TableName=self._table,
                 Key=key(task_id),
                 UpdateExpression="SET #status = :running, updated_at = :now, claim_token = :token",
-                ConditionExpression="#status = :scheduled AND next_run_at = :due",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=_STATUS,
                 ExpressionAttributeValues=attributes(
                     {
@@ -164,28 +145,32 @@ class TaskStore:
                         ":token": token,
                     }
                 ),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except DependencyFailure as failure:
+            if failure.code == aws.CONDITION_FAILED:
+                current = from_item(failure.item) if failure.item else None
+                # Our own earlier try, retried by the client after its answer was lost?
+                if current is not None and _claim_token(failure.item) == token:
+                    return Claim(claimed=current)
+                return Claim(current=current)
             if failure.code == aws.VALIDATION and self._outgrew_the_item_limit(task_id):
                 # Refused outright, never applied: the item is too large to take the claim.
                 raise self._end_oversized(
                     task_id,
                     "claim the task",
-                    "#status = :scheduled AND next_run_at = :due",
+                    condition,
                     {":scheduled": TaskStatus.SCHEDULED.value, ":due": due},
                     now,
                 ) from failure
             # Every answer lost: the claim may have landed. If it did and this is not known,
             # nobody would ever run the task; read it back once.
-            if self._claim_token(task_id) == token:
-                return True
+            item = self._read_item(task_id)
+            if item and _claim_token(item) == token:
+                return Claim(claimed=from_item(item))
             raise
-        # Refused: lost to another invocation, unless it is our own earlier try whose answer was
-        # lost.
-        return claimed or self._claim_token(task_id) == token
-
-    def _claim_token(self, task_id: str) -> str | None:
-        return plain(self._read_item(task_id) or {}).get("claim_token")
+        return Claim(claimed=from_item(answer["Attributes"]))
 
     def record_run(
         self,
@@ -197,12 +182,21 @@ class TaskStore:
         next_run_at: str | None,
         error: str | None,
         retention: timedelta,
+        trigger: TriggerKind | None = None,
     ) -> bool:
         """Records a finished run of a `running` task: its attempt, its outcome, and either the
-        next occurrence (back to `scheduled`) or the end state (which then expires by TTL).
-        False when the task is no longer `running` (another invocation recorded it)."""
+        next occurrence (back to `scheduled`, armed by `trigger`) or the end state (which then
+        expires by TTL). False when the task is no longer `running` (another invocation
+        recorded it)."""
         expression, values = run_record_update(
-            task, status, attempt, now, next_run_at=next_run_at, error=error, retention=retention
+            task,
+            status,
+            attempt,
+            now,
+            next_run_at=next_run_at,
+            error=error,
+            retention=retention,
+            trigger=trigger,
         )
         return self._write_while_running(task.task_id, "record the run", expression, values, now)
 
@@ -238,7 +232,7 @@ class TaskStore:
                 Key=key(task_id),
                 UpdateExpression=update,
                 ConditionExpression="#status = :running",
-                ExpressionAttributeNames=_STATUS,
+                ExpressionAttributeNames=_names(update),
                 ExpressionAttributeValues=attributes(values),
             )
         except DependencyFailure as failure:

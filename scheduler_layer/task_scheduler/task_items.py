@@ -209,6 +209,7 @@ def run_record_update(
     next_run_at: str | None,
     error: str | None,
     retention: timedelta,
+    trigger: TriggerKind | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The update expression and values that record a finished run (see TaskStore.record_run)."""
     values: dict[str, Any] = {
@@ -236,6 +237,9 @@ def run_record_update(
         else:
             sets.append(f"{name} = {placeholder}")
             values[placeholder] = value
+    if trigger is not None:
+        sets.append("#trigger = :trigger")
+        values[":trigger"] = trigger.value
     if status.finished:
         sets.append("expires_at = :expires")
         values[":expires"] = epoch(now + retention)

@@ -1,11 +1,15 @@
 """The time rules, in one place: parsing `run_at`, the UTC format, and when a trigger must fire.
 
-EventBridge fires a scheduled rule at some second within the rule's minute, and a rule created
-after EventBridge has evaluated a minute never fires for that minute. Hence:
-- a one-shot rule is armed for the minute of `run_at`; when it fires early within that minute,
-  the execute function waits out the remaining seconds, so no task ever runs before `run_at`;
-- a one-shot task whose minute has begun, or begins within `RULE_LEAD_SECONDS`, is dispatched
-  straight to the execute function (an asynchronous Lambda invocation), which waits until `run_at`.
+How an occurrence starts within a second of its time (contract section 4), with no Lambda
+sleeping more than a second: EventBridge fires a rule or an `at()` schedule at some second of its
+minute, so neither can carry the last seconds.
+- An occurrence at most `QUEUE_HORIZON` away goes straight into the SQS queue as a message delayed
+  to its due second (SQS delays are whole seconds, up to 15 minutes).
+- A later one gets a rule or schedule for the minute `TRIGGER_LEAD` before its own minute: it
+  fires 1 to 2 minutes early, and the execute function sends the remaining seconds on as a
+  delayed message (the "hop").
+- A message lands at most a second early (its delay is rounded down); the execute function waits
+  out that second, so no task ever starts before its time.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from task_scheduler.errors import FieldProblem, InvalidRequest, quote
 from task_scheduler.zoned_cron import DEFAULT_TIMEZONE, UnknownZone, ZonedCron, zone_named
 
 MAX_YEAR = 2199
-RULE_LEAD_SECONDS = 10
-# The earliest an execute invocation can legitimately arrive before its run time: a rule may fire
-# at the first second of the run time's minute, a direct dispatch up to a minute and the lead early.
-MAX_EARLY_ARRIVAL = timedelta(seconds=60 + RULE_LEAD_SECONDS)
+# SQS delays a message at most 15 minutes: nearer occurrences need no rule or schedule.
+QUEUE_HORIZON = timedelta(minutes=15)
+# A rule or schedule fires in the minute this much before its occurrence's minute.
+TRIGGER_LEAD = timedelta(minutes=2)
+# The longest an execute invocation waits in place for its occurrence (otherwise it hops).
+MAX_IN_PLACE_WAIT = timedelta(seconds=1)
 
 _FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -172,9 +178,21 @@ def one_shot_rule_expression(moment: datetime) -> str:
     return f"cron({at.minute} {at.hour} {at.day} {at.month} ? {at.year})"
 
 
-def needs_direct_dispatch(fire_at: datetime, now: datetime) -> bool:
-    """True when a rule for `fire_at`'s minute may be created too late to fire (module doc)."""
-    return minute_start(fire_at) < _as_utc(now) + timedelta(seconds=RULE_LEAD_SECONDS)
+def trigger_minute(due: datetime) -> datetime:
+    """The minute a rule or schedule is armed for, to fire before `due` whatever its second."""
+    return minute_start(due) - TRIGGER_LEAD
+
+
+def within_queue_horizon(due: datetime, now: datetime) -> bool:
+    """True when the occurrence goes straight into the queue (module doc)."""
+    return _as_utc(due) - _as_utc(now) <= QUEUE_HORIZON
+
+
+def queue_delay_seconds(due: datetime, now: datetime) -> int:
+    """The SQS delay that lands a message at most a second before `due`: rounded down, and
+    capped at the queue's 15 minutes (a longer wait is sent on again when it lands)."""
+    remaining = (_as_utc(due) - _as_utc(now)).total_seconds()
+    return int(min(QUEUE_HORIZON.total_seconds(), max(0.0, math.floor(remaining))))
 
 
 # Retries: exponential backoff with full jitter (a random wait up to the exponential bound).

@@ -17,6 +17,7 @@ from task_scheduler.settings import (
     ApiSettings,
     ExecutorSettings,
     ReconcilerSettings,
+    TriggerSettings,
 )
 
 # Each builder imports what its function uses, so no function's cold start pays for another's
@@ -24,8 +25,8 @@ from task_scheduler.settings import (
 if TYPE_CHECKING:
     from task_scheduler.actions import ActionRegistry, ActionValidator
     from task_scheduler.addresses import Resolver
+    from task_scheduler.arming import OccurrenceArming
     from task_scheduler.execution import Executor
-    from task_scheduler.ports import TriggerArming, TriggerRearming
     from task_scheduler.reconcile import Reconciler
     from task_scheduler.scheduling import Scheduler
 
@@ -42,14 +43,14 @@ def _trigger_client(trigger_backend: str) -> dict[str, Any]:
 class ApiClients:
     dynamodb: Any
     events: Any  # with the `rules` backend
-    lambda_: Any
+    sqs: Any  # near occurrences go straight into the queue
     scheduler: Any = None  # with the `scheduler` backend
 
     @classmethod
     def create(cls, trigger_backend: str = RULES_BACKEND) -> ApiClients:
         return cls(
             dynamodb=aws.client("dynamodb"),
-            lambda_=aws.client("lambda"),
+            sqs=aws.client("sqs"),
             **_trigger_client(trigger_backend),
         )
 
@@ -112,7 +113,7 @@ def api(
     return Api(
         scheduler=Scheduler(
             TaskStore(clients.dynamodb, settings.table_name),
-            _arming(settings, clients),
+            _arming(settings.triggers, clients.events, clients.scheduler, clients.sqs),
             clock,
             new_id or new_task_id,
             retention=timedelta(days=settings.finished_task_retention_days),
@@ -122,37 +123,30 @@ def api(
     )
 
 
-def _arming(settings: ApiSettings, clients: ApiClients) -> TriggerArming:
-    if settings.trigger_backend == SCHEDULER_BACKEND:
+def _arming(settings: TriggerSettings, events: Any, scheduler: Any, sqs: Any) -> OccurrenceArming:
+    """Both functions arm occurrences the same way, with the backend's far trigger."""
+    from task_scheduler.arming import FarTrigger, OccurrenceArming
+    from task_scheduler.queues import RetryQueue
+
+    far: FarTrigger
+    if settings.backend == SCHEDULER_BACKEND:
         from task_scheduler.schedules import EventBridgeSchedules
 
         assert settings.schedule_group_name  # required by the settings with this backend
         assert settings.scheduler_role_arn
         assert settings.dead_letter_queue_arn
-        return EventBridgeSchedules(
-            clients.scheduler,
-            clients.lambda_,
+        far = EventBridgeSchedules(
+            scheduler,
             settings.schedule_group_name,
             settings.execute_function_arn,
             settings.scheduler_role_arn,
             settings.dead_letter_queue_arn,
         )
-    from task_scheduler.triggers import EventBridgeRules
+    else:
+        from task_scheduler.triggers import EventBridgeRules
 
-    return EventBridgeRules(
-        clients.events, clients.lambda_, settings.rule_name_prefix, settings.execute_function_arn
-    )
-
-
-def _rearming(settings: ExecutorSettings, clients: ExecuteClients) -> TriggerRearming:
-    if settings.trigger_backend == SCHEDULER_BACKEND:
-        from task_scheduler.schedules import EventBridgeScheduleRemover
-
-        assert settings.schedule_group_name  # required by the settings with this backend
-        return EventBridgeScheduleRemover(clients.scheduler, settings.schedule_group_name)
-    from task_scheduler.triggers import EventBridgeRuleRearmer
-
-    return EventBridgeRuleRearmer(clients.events, settings.rule_name_prefix)
+        far = EventBridgeRules(events, settings.rule_name_prefix, settings.execute_function_arn)
+    return OccurrenceArming(far, RetryQueue(sqs, settings.retry_queue_url))
 
 
 def executor(
@@ -171,7 +165,7 @@ def executor(
     )
     return Executor(
         store=TaskStore(clients.dynamodb, settings.table_name),
-        triggers=_rearming(settings, clients),
+        triggers=_arming(settings.triggers, clients.events, clients.scheduler, clients.sqs),
         actions=performers(webhook_deliverer=deliverer),
         clock=clock or SystemClock(),
         retention=timedelta(days=settings.finished_task_retention_days),

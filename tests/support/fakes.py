@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from task_scheduler.arming import OccurrenceArming
 from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import MAX_RECORDED_ATTEMPTS, TaskStatus, TriggerKind
+from task_scheduler.ports import Claim
 from task_scheduler.signing import SigningSecret
 from task_scheduler.timing import format_utc
 
@@ -87,18 +89,11 @@ class FakeStore:
 
     # -- scheduling ------------------------------------------------------------------------------
 
-    def create_pending(self, task, now):
-        self._enter("create_pending", task.task_id)
-        assert task.status is TaskStatus.PENDING
+    def create(self, task):
+        self._enter("create", task.task_id, task.trigger)
+        assert task.status is TaskStatus.SCHEDULED
         self.tasks[task.task_id] = task
-        self._leave("create_pending")
-
-    def mark_scheduled(self, task_id, trigger, now):
-        self._enter("mark_scheduled", task_id, trigger)
-        task = self.tasks[task_id]
-        assert task.status is TaskStatus.PENDING
-        self.tasks[task_id] = task.with_changes(status=TaskStatus.SCHEDULED, trigger=trigger)
-        self._leave("mark_scheduled")
+        self._leave("create")
 
     def delete_unacknowledged(self, task_id):
         # The same condition as the real store: pending or scheduled, never once it runs.
@@ -129,15 +124,16 @@ class FakeStore:
         self.claims.append((task_id, due, now))
         task = self.tasks.get(task_id)
         if self.lose_claims or task is None:
-            return False
+            return Claim(current=task)
         if task.status is not TaskStatus.SCHEDULED or task.next_run_at != due:
-            return False
-        self.tasks[task_id] = task.with_changes(
-            status=TaskStatus.RUNNING, updated_at=format_utc(now)
-        )
-        return True
+            return Claim(current=task)
+        claimed = task.with_changes(status=TaskStatus.RUNNING, updated_at=format_utc(now))
+        self.tasks[task_id] = claimed
+        return Claim(claimed=claimed)
 
-    def record_run(self, task, status, attempt, now, *, next_run_at, error, retention):
+    def record_run(
+        self, task, status, attempt, now, *, next_run_at, error, retention, trigger=None
+    ):
         self._enter("record_run", task.task_id, status)
         self.events.append(("record_run", status))
         self.records.append(
@@ -148,6 +144,7 @@ class FakeStore:
                 "next_run_at": next_run_at,
                 "error": error,
                 "retention": retention,
+                "trigger": trigger,
             }
         )
         current = self.tasks.get(task.task_id)
@@ -162,6 +159,7 @@ class FakeStore:
             next_run_at=next_run_at,
             last_error=error,
             run_attempts=0,
+            trigger=trigger or current.trigger,
         )
         return True
 
@@ -183,66 +181,39 @@ class FakeStore:
         return True
 
 
-class FakeTriggerRemoval:
-    """The TriggerRemoval port. Every call goes to `log`; `fail_disarm`: an exception to raise
-    (before changing anything)."""
+class FakeFarTrigger:
+    """A backend's FarTrigger (`arming`): a rule (`removes_itself_after_firing` False) or a
+    schedule (True). Every call goes to `log`; arms are kept in `armed` (task_id → due).
+    `fail_arm` / `fail_disarm`: an exception to raise (before changing anything)."""
 
-    def __init__(self, log=None):
+    def __init__(self, log=None, kind=TriggerKind.RULE, removes_itself_after_firing=False):
         self.log = [] if log is None else log
+        self.kind = kind
+        self.removes_itself_after_firing = removes_itself_after_firing
+        self.armed = {}
         self.disarmed = []
+        self.fail_arm = None
         self.fail_disarm = None
+
+    def arm(self, task_id, due):
+        self.log.append(("arm", task_id))
+        if self.fail_arm is not None:
+            raise self.fail_arm
+        self.armed[task_id] = due
 
     def disarm(self, task_id):
         self.log.append(("disarm", task_id))
         if self.fail_disarm is not None:
             raise self.fail_disarm
         self.disarmed.append(task_id)
-
-
-class FakeTriggerRearming(FakeTriggerRemoval):
-    """The TriggerRearming port (the execute side): it has no `arm`, so arming fails the test.
-    A rearm is kept in `rearmed` as (task_id, timezone, next_run_at, now) and answers
-    `too_late`; like the rules backend, a UTC cron needs nothing and answers False.
-    `fail_rearm`: an exception to raise (before changing anything)."""
-
-    def __init__(self, log=None):
-        super().__init__(log)
-        self.rearmed = []
-        self.too_late = False
-        self.fail_rearm = None
-
-    def rearm(self, task_id, timezone, next_run_at, now):
-        self.log.append(("rearm", task_id))
-        if self.fail_rearm is not None:
-            raise self.fail_rearm
-        if timezone == "UTC":
-            return False
-        self.rearmed.append((task_id, timezone, next_run_at, now))
-        return self.too_late
-
-
-class FakeTriggers(FakeTriggerRemoval):
-    """The TriggerArming port (the API side): arms answer `kind` and are kept in `armed`.
-    `fail_arm`: an exception to raise (before changing anything)."""
-
-    def __init__(self, log=None, kind=TriggerKind.RULE):
-        super().__init__(log)
-        self.kind = kind
-        self.armed = {}
-        self.zones = {}  # the timezone each task was armed with
-        self.fail_arm = None
-
-    def arm(self, task_id, fire_at, cron, recurring, now, *, timezone="UTC"):
-        self.log.append(("arm", task_id))
-        if self.fail_arm is not None:
-            raise self.fail_arm
-        self.armed[task_id] = (fire_at, cron, recurring, now)
-        self.zones[task_id] = timezone
-        return self.kind
-
-    def disarm(self, task_id):
-        super().disarm(task_id)
         self.armed.pop(task_id, None)
+
+
+def fake_arming(far=None, queue=None):
+    """The real OccurrenceArming over a fake far trigger and a fake queue."""
+    far = far if far is not None else FakeFarTrigger()
+    queue = queue if queue is not None else FakeRetryQueue([])
+    return OccurrenceArming(far, queue)
 
 
 class FakeRetryQueue:
@@ -252,12 +223,19 @@ class FakeRetryQueue:
         self.events = events
         self.fail = fail
         self.armed = []
+        self.redelivered = []
 
     def arm_at(self, task_id, at, now):
         self.events.append(("arm_at", task_id))
         if self.fail:
             raise DependencyFailure("Could not queue the task's next attempt.")
         self.armed.append((task_id, at, now))
+
+    def redeliver(self, task_id, due, delay_seconds):
+        self.events.append(("redeliver", task_id))
+        if self.fail:
+            raise DependencyFailure("Could not queue the task's next attempt.")
+        self.redelivered.append((task_id, due, delay_seconds))
 
 
 class FakeDeadLetters:
