@@ -4,7 +4,10 @@ Run: `.venv/bin/python bench/aws_calls.py` (also part of `make bench`). Each fun
 built by `task_scheduler.wiring` from boto3 clients under moto, exactly as the handlers build
 them, with a clock the benchmark moves (so a task due in an hour runs now); a botocore
 `before-call` hook counts one per API call (the SDK's own retries are not calls). The receiver
-is a webhook server on 127.0.0.1 answering 200. Prints one line per scenario and phase.
+is a webhook server on 127.0.0.1 answering 200. Each occurrence is delivered as AWS would: a
+far one's rule or schedule fires in the minute two minutes before it (the execute function
+queues the rest, "the hop"), then the queued message lands under a second before it; a near
+one's message lands directly. Prints one line per scenario and phase.
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ from local.template import (  # noqa: E402
     load_template,
 )
 from task_scheduler import wiring  # noqa: E402
+from task_scheduler.execute_events import ExecuteEvent  # noqa: E402
+from task_scheduler.model import TriggerKind  # noqa: E402
 from task_scheduler.schedule_request import ScheduleRequest  # noqa: E402
 from task_scheduler.settings import ApiSettings, ExecutorSettings  # noqa: E402
 from task_scheduler.storage import TaskStore  # noqa: E402
-from task_scheduler.timing import format_utc, parse_stored_utc  # noqa: E402
+from task_scheduler.timing import format_utc, parse_stored_utc, trigger_minute  # noqa: E402
 from tests.support.fakes import FakeClock  # noqa: E402
 from tests.support.receiver import running_receiver  # noqa: E402
 
@@ -116,6 +121,8 @@ def count_backend(backend: str) -> None:
             "TABLE_NAME": TABLE,
             "RULE_NAME_PREFIX": PREFIX,
             "EXECUTE_FUNCTION_ARN": execute_arn,
+            "FUNCTION_ARN_PREFIX": execute_arn.removesuffix("bench-execute"),
+            "AWS_LAMBDA_FUNCTION_NAME": "bench-execute",
             "WEBHOOK_SECRET_ARN": secrets["WebhookSigningSecret"],
             "RETRY_QUEUE_URL": queues["RetryQueue"],
             "DEAD_LETTER_QUEUE_URL": queues["DeadLetterQueue"],
@@ -125,7 +132,9 @@ def count_backend(backend: str) -> None:
             "SCHEDULER_ROLE_ARN": role,
             "DEAD_LETTER_QUEUE_ARN": f"arn:aws:sqs:{REGION}:123456789012:DeadLetterQueue",
         }
-        clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+        # Seven minutes past an hour: an hourly cron's occurrences are all beyond the queue's
+        # 15 minutes (a rule or schedule each), a five-minute cron's all within (queued).
+        clock = FakeClock(datetime.now(UTC).replace(minute=7, second=0, microsecond=0))
         counter = CallCounter()
         api = wiring.api(
             ApiSettings.from_env(environ),
@@ -140,20 +149,21 @@ def count_backend(backend: str) -> None:
 
         # The signing secret is read once per warm container: pay for it before counting.
         warm_up = schedule(api, clock, receiver.url, clock.now() + timedelta(seconds=2))
-        run_when_due(executor, clock, warm_up)
+        run_when_due(executor, clock, warm_up, far=False)
         counter.take()
 
         trigger = "rule" if backend == "rules" else "schedule"
         scenarios = (
-            (f"one-shot, due in an hour ({trigger})", timedelta(hours=1), None),
-            ("one-shot, due in 2 s (direct dispatch)", timedelta(seconds=2), None),
-            ("recurring cron, one occurrence", None, "cron(0/5 * * * ? *)"),
+            (f"one-shot, due in an hour ({trigger} + hop)", timedelta(hours=1), None),
+            ("one-shot, due in 2 s (queued)", timedelta(seconds=2), None),
+            (f"recurring hourly, one occurrence ({trigger} + hop)", None, "cron(0 * * * ? *)"),
+            ("recurring every 5 min, one occurrence (queued)", None, "cron(0/5 * * * ? *)"),
         )
         for label, ahead, cron in scenarios:
             run_at = cron or format_utc(clock.now() + ahead)
             task_id = schedule(api, clock, receiver.url, run_at)
             scheduled = counter.take()
-            outcome = run_when_due(executor, clock, task_id)
+            outcome = run_when_due(executor, clock, task_id, far="+ hop" in label)
             ran = counter.take()
             sys.stdout.write(
                 f"backend={backend} {label}: schedule {describe(scheduled)}; "
@@ -172,14 +182,21 @@ def schedule(api: Any, clock: FakeClock, url: str, run_at: datetime | str) -> st
     return api.scheduler.schedule(command).task_id
 
 
-def run_when_due(executor: Any, clock: FakeClock, task_id: str) -> str:
-    """Plays EventBridge: the trigger arrives in the due minute, before the due second."""
+def run_when_due(executor: Any, clock: FakeClock, task_id: str, *, far: bool) -> str:
+    """Plays EventBridge and SQS for the task's next occurrence (module doc)."""
     task = TaskStore(boto3.client("dynamodb"), TABLE).get(task_id)  # a client nobody counts
     assert task is not None
     assert task.next_run_at is not None
     due = parse_stored_utc(task.next_run_at)
-    clock.current = max(clock.current, due.replace(second=0))
-    return executor.run(task_id).outcome.value
+    event = ExecuteEvent(task_id, due)
+    if far:
+        clock.current = max(clock.current, trigger_minute(due) + timedelta(seconds=30))
+        if task.trigger is TriggerKind.SCHEDULE:  # Scheduler deletes an at() schedule it fired
+            boto3.client("scheduler").delete_schedule(Name=task_id, GroupName=PREFIX)
+        hopped = executor.run(event).outcome.value
+        assert hopped == "waiting", hopped
+    clock.current = max(clock.current, due - timedelta(milliseconds=400))
+    return executor.run(event).outcome.value
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ logger = Logger(child=True)
 # An event may come before its task's row is written (the API arms an occurrence, then stores
 # the task) or while the previous occurrence is being recorded: it is looked at again, every
 # LOOK_AGAIN_SECONDS, until this long after it was due.
-LOOK_AGAIN_SECONDS = 2
+LOOK_AGAIN_SECONDS = 1
 LOOK_AGAIN_UNTIL = timedelta(seconds=12)
 
 
@@ -149,6 +149,9 @@ class Executor:
         if current.status.finished:
             # A late duplicate, or a retry after a crash between recording and releasing.
             self._triggers.release(task_id, current.trigger)
+        elif current.status is TaskStatus.PENDING:
+            # A row an older version left when its scheduling failed: its trigger must go.
+            self._triggers.disarm(task_id, current.trigger)
         return RunReport(RunOutcome.NOT_SCHEDULED)
 
     def _look_again(self, task_id: str, due: datetime, why: str) -> RunReport:

@@ -145,7 +145,7 @@ def new_task(
     first_run_at: datetime,
     recurring: bool,
     now: datetime,
-    trigger: TriggerKind | None,
+    trigger: TriggerKind | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     timezone: str = DEFAULT_TIMEZONE,
 ) -> Task:

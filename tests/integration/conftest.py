@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -24,6 +26,7 @@ TABLE_NAME = "test-tasks"
 EXECUTE_FUNCTION = "execute-task"
 
 
+_TAKING = threading.Lock()
 SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -44,6 +47,30 @@ class Aws:
     @property
     def dead_letter_queue_url(self) -> str:
         return self.queues["DeadLetterQueue"]
+
+    def has_queued(self, task_id: str) -> bool:
+        return any(
+            m["body"].get("task_id") == task_id for m in self.queue_messages(self.retry_queue_url)
+        )
+
+    def take_queued(self, task_id: str, timeout: float = 70.0) -> dict[str, Any]:
+        """Plays SQS and Lambda's event source for the task's next message in the retry queue:
+        waits until its delay has passed, removes it, and returns its body (the event the
+        execute function gets). The soonest one first, when there are several."""
+        from moto.sqs.models import sqs_backends
+
+        name = self.retry_queue_url.rsplit("/", 1)[1]
+        queue = sqs_backends["123456789012"][REGION].queues[name]
+        with _TAKING:  # one message goes to one taker, as SQS's visibility does
+            mine = [m for m in queue._messages if json.loads(m.body).get("task_id") == task_id]
+            assert mine, f"no message for {task_id} in the retry queue"
+            message = min(mine, key=lambda m: m.delayed_until or 0)
+            queue._messages.remove(message)
+        visible_at = (message.delayed_until or 0) / 1000
+        assert visible_at - time.time() <= timeout, "its delay is longer than the test waits"
+        while time.time() < visible_at:
+            time.sleep(min(0.05, max(0.001, visible_at - time.time())))
+        return json.loads(message.body)
 
     def queue_messages(self, url: str) -> list[dict[str, Any]]:
         """Every message in the queue now, delay or no delay (read through moto's backend)."""
@@ -173,6 +200,7 @@ def _empty_zip() -> bytes:
 class Handlers:
     schedule: ModuleType
     execute: ModuleType
+    aws: Aws
 
     def reconcile(self) -> dict[str, Any]:
         module = load_handler_module(ROOT / "reconcile_task")
@@ -184,8 +212,20 @@ class Handlers:
     def api_event(self, event: dict[str, Any]) -> dict[str, Any]:
         return self.schedule.lambda_handler(event, context())
 
-    def run(self, task_id: str) -> dict[str, Any]:
-        return self.execute.lambda_handler({"task_id": task_id}, context())
+    def run(self, task_id: str, due: str | None = None, *, follow: bool = True) -> dict[str, Any]:
+        """What Lambda does with the task's next event: the message the queue holds for it (a
+        near occurrence, a hop, a retry) once its delay has passed, or else the event of a rule
+        or schedule (`due`: the occurrence it carries; without it the execute function reads the
+        task's). `follow`: an early event is sent on through the queue ("waiting"); play SQS
+        for it and run what arrives, until an outcome that is not waiting."""
+        if due is None and self.aws.has_queued(task_id):
+            event = self.aws.take_queued(task_id)
+        else:
+            event = {"task_id": task_id} if due is None else {"task_id": task_id, "due": due}
+        outcome = self.execute.lambda_handler(event, context())
+        while follow and outcome["outcome"] == "waiting":
+            outcome = self.execute.lambda_handler(self.aws.take_queued(task_id), context())
+        return outcome
 
 
 def context() -> FakeLambdaContext:
@@ -231,6 +271,10 @@ def function_env(monkeypatch: pytest.MonkeyPatch, aws: Aws, trigger_backend: str
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
     monkeypatch.setenv("RULE_NAME_PREFIX", RULE_PREFIX)
     monkeypatch.setenv("EXECUTE_FUNCTION_ARN", aws.execute_function_arn)
+    # What Lambda and the template give the execute function to name itself.
+    prefix, _, name = aws.execute_function_arn.rpartition(":")
+    monkeypatch.setenv("FUNCTION_ARN_PREFIX", prefix + ":")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", name)
     monkeypatch.setenv("WEBHOOK_SECRET_ARN", aws.secret_arn)
     monkeypatch.setenv("RETRY_QUEUE_URL", aws.retry_queue_url)
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", aws.dead_letter_queue_url)
@@ -240,10 +284,11 @@ def function_env(monkeypatch: pytest.MonkeyPatch, aws: Aws, trigger_backend: str
 
 
 @pytest.fixture
-def handlers(function_env: None) -> Handlers:
+def handlers(function_env: None, aws: Aws) -> Handlers:
     return Handlers(
         schedule=load_handler_module(ROOT / "schedule_task"),
         execute=load_handler_module(ROOT / "execute_task"),
+        aws=aws,
     )
 
 

@@ -22,7 +22,7 @@ def test_the_call_counting_benchmark_counts_every_phase() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("python ")
     scenarios = {line.split(":", 1)[0]: line for line in lines[1:]}
-    assert len(scenarios) == 6  # three per backend
+    assert len(scenarios) == 8  # four per backend
     for line in scenarios.values():
         counts = re.search(r"schedule (\d+) .*run -> \w+ (\d+) .*total (\d+)", line)
         assert counts, line
@@ -30,9 +30,14 @@ def test_the_call_counting_benchmark_counts_every_phase() -> None:
         assert scheduled >= 1
         assert ran >= 2  # at least the claim and the record
         assert total == scheduled + ran
-    rule = scenarios["backend=rules one-shot, due in an hour (rule)"]
+    rule = scenarios["backend=rules one-shot, due in an hour (rule + hop)"]
     assert "dynamodb:PutItem" in rule
     assert "events:PutRule" in rule
-    schedule = scenarios["backend=scheduler one-shot, due in an hour (schedule)"]
+    assert "sqs:SendMessage 1" in rule  # the hop from the early rule to the due second
+    schedule = scenarios["backend=scheduler one-shot, due in an hour (schedule + hop)"]
     assert "scheduler:CreateSchedule" in schedule
     assert "events:" not in schedule
+    assert "dynamodb:GetItem" not in schedule  # the event carries the occurrence
+    queued = scenarios["backend=scheduler one-shot, due in 2 s (queued)"]
+    assert "scheduler:" not in queued
+    assert "sqs:SendMessage 1" in queued

@@ -120,6 +120,7 @@ def test_a_cancelled_task_expires_after_the_stacks_retention(
     handlers = Handlers(  # loaded now, so they read the retention above
         schedule=load_handler_module(ROOT / "schedule_task"),
         execute=load_handler_module(ROOT / "execute_task"),
+        aws=aws,
     )
     task_id = _schedule(handlers, receiver, FAR)
     assert _cancel(handlers, task_id)["statusCode"] == 200

@@ -50,7 +50,7 @@ def _run_until_settled(aws: Aws, handlers: Handlers, task_id: str, timeout: floa
         ).get("Messages", [])
         if not messages:
             continue
-        assert json.loads(messages[0]["Body"]) == {"task_id": task_id}
+        assert json.loads(messages[0]["Body"])["task_id"] == task_id
         result = handlers.execute.lambda_handler(sqs_event(messages[0]), context())
         assert result == {"batchItemFailures": []}
         aws.sqs.delete_message(
@@ -159,6 +159,7 @@ def strict_handlers(handlers: Handlers, monkeypatch: pytest.MonkeyPatch) -> Hand
     return Handlers(
         schedule=load_handler_module(ROOT / "schedule_task"),
         execute=load_handler_module(ROOT / "execute_task"),
+        aws=handlers.aws,
     )
 
 

@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,11 +16,7 @@ from task_scheduler.timing import format_utc, parse_stored_utc
 from tests.integration.conftest import RULE_PREFIX, Aws, Handlers, body_of, context
 from tests.support.lambda_runtime import ROOT
 from tests.support.receiver import Answer, Receiver
-from tests.support.timing import (
-    earliest_rule_minute,
-    seconds_from_now,
-    wait_until_its_rule_could_fire,
-)
+from tests.support.timing import beyond_the_queue, seconds_from_now
 
 
 def _schedule(
@@ -46,7 +42,7 @@ def _task(handlers: Handlers, task_id: str) -> dict:
     return body_of(handlers.api("GET", f"/tasks/{task_id}"))
 
 
-def test_imminent_task_is_dispatched_directly_and_never_runs_early(
+def test_near_task_is_queued_to_its_second_and_never_runs_early(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:
     run_at = seconds_from_now(2)
@@ -58,11 +54,14 @@ def test_imminent_task_is_dispatched_directly_and_never_runs_early(
         headers={"X-Tenant": "acme", "Authorization": "Bearer t0ken"},
         timeout_seconds=5,
     )
-    # Its minute has begun, so no rule could fire in time: no rule, a direct dispatch instead.
+    # Within the queue's 15 minutes: no rule, a message delayed to (just under) its second.
     assert aws.rule_names() == []
-    assert aws.item(task_id)["trigger"]["S"] == "direct"
+    assert aws.item(task_id)["trigger"]["S"] == "queue"
+    (message,) = aws.queue_messages(aws.retry_queue_url)
+    assert message["body"] == {"task_id": task_id, "due": run_at}
+    assert message["delay_seconds"] in (1, 2)
 
-    outcome = handlers.run(task_id)  # what Lambda does with the dispatched event
+    outcome = handlers.execute.lambda_handler(aws.take_queued(task_id), context())
 
     assert outcome == {"task_id": task_id, "outcome": "completed"}
     (request,) = receiver.requests
@@ -93,13 +92,10 @@ def _readme_curl_body() -> dict:
     return json.loads(match.group(1))
 
 
-def test_readme_curl_example_end_to_end_through_a_rule(
-    aws: Aws, handlers: Handlers, receiver: Receiver
-) -> None:
+def test_readme_curl_example_end_to_end(aws: Aws, handlers: Handlers, receiver: Receiver) -> None:
     body = _readme_curl_body()
     assert body["run_at"] == "2030-05-19T17:56:00Z"  # the README's own example, kept in sync
-    rule_minute = earliest_rule_minute()
-    run_at = format_utc(rule_minute)
+    run_at = seconds_from_now(2)
     body["run_at"] = run_at
     body["payload"]["url"] = f"{receiver.url}/hooks/report"
 
@@ -115,13 +111,8 @@ def test_readme_curl_example_end_to_end_through_a_rule(
         "run_at": run_at,
     }
     assert aws.item(task_id)["status"]["S"] == "scheduled"
-    rule_name = f"{RULE_PREFIX}-{task_id}"
-    (target,) = aws.events.list_targets_by_rule(Rule=rule_name)["Targets"]
-    assert target["Input"] == f'{{"task_id": "{task_id}"}}'
 
-    # EventBridge invokes the target with its Input; the handler waits out the early seconds.
-    wait_until_its_rule_could_fire(rule_minute)
-    outcome = handlers.execute.lambda_handler(json.loads(target["Input"]), context())
+    outcome = handlers.run(task_id, run_at)
 
     assert outcome["outcome"] == "completed"
     (request,) = receiver.requests
@@ -129,8 +120,36 @@ def test_readme_curl_example_end_to_end_through_a_rule(
     assert json.loads(request.body) == {"msg": "Hello from Lambda"}
     assert request.headers["X-Tenant"] == "acme"
     assert _task(handlers, task_id)["status"] == "completed"
-    assert aws.rule_names() == []
     assert handlers.api("GET", f"/tasks/{uuid.uuid4()}")["statusCode"] == 404
+
+
+def test_far_task_gets_a_rule_two_minutes_early_and_its_event_is_queued_to_its_second(
+    aws: Aws, handlers: Handlers, receiver: Receiver
+) -> None:
+    due = beyond_the_queue()
+    run_at = format_utc(due)
+    task_id = _schedule(handlers, receiver, run_at)
+
+    rule_name = f"{RULE_PREFIX}-{task_id}"
+    rule = aws.events.describe_rule(Name=rule_name)
+    fires_in = due - timedelta(minutes=2)
+    assert rule["ScheduleExpression"] == (
+        f"cron({fires_in.minute} {fires_in.hour} {fires_in.day} {fires_in.month} ? {fires_in.year})"
+    )
+    (target,) = aws.events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    assert json.loads(target["Input"]) == {"task_id": task_id, "due": run_at}
+    assert aws.item(task_id)["trigger"]["S"] == "rule"
+    assert aws.queue_messages(aws.retry_queue_url) == []
+
+    # EventBridge invokes the target with its Input, 1 to 2 minutes early; here, earlier still:
+    # the execute function hands it to the queue (15 minutes at most per message) and returns.
+    outcome = handlers.execute.lambda_handler(json.loads(target["Input"]), context())
+
+    assert outcome == {"task_id": task_id, "outcome": "waiting"}
+    (message,) = aws.queue_messages(aws.retry_queue_url)
+    assert message == {"body": {"task_id": task_id, "due": run_at}, "delay_seconds": 900}
+    assert receiver.requests == []
+    assert aws.item(task_id)["status"]["S"] == "scheduled"
 
 
 def test_running_twice_calls_the_receiver_once(
@@ -226,6 +245,9 @@ def test_recurring_task_returns_to_scheduled_after_a_run(
     assert after["runs"] == 1
     assert parse_stored_utc(after["next_run_at"]) > due
     assert len(after["attempts"]) == 1
-    assert aws.rule_names() == [f"{RULE_PREFIX}-{task_id}"]  # the rule stays
+    # Its occurrences are a minute apart, within the queue's reach: each is a queued message.
+    assert aws.rule_names() == []
+    (message,) = aws.queue_messages(aws.retry_queue_url)
+    assert message["body"] == {"task_id": task_id, "due": after["next_run_at"]}
     assert len(receiver.requests) == 1
     assert receiver.requests[0].received_at >= due

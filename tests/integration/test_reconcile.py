@@ -22,9 +22,9 @@ def _task(store: TaskStore, task_id: str, url: str, next_run_at: datetime, now: 
         next_run_at,
         recurring=False,
         now=now,
+        trigger=TriggerKind.RULE,
     )
-    store.create_pending(task, now)
-    store.mark_scheduled(task_id, TriggerKind.RULE, now)
+    store.create(task)
 
 
 def _redispatched(aws: Aws) -> list[str]:
@@ -52,10 +52,12 @@ def test_overdue_and_interrupted_tasks_are_redispatched_once_each(
         STUCK,
         (now - timedelta(minutes=6)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         now - timedelta(minutes=5),
-    )
+    ).claimed
     # Claimed a moment ago: a long run still in progress.
     _task(store, BUSY, url, now - timedelta(minutes=4), now - timedelta(hours=1))
-    assert store.claim(BUSY, (now - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ"), now)
+    assert store.claim(
+        BUSY, (now - timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ"), now
+    ).claimed
     # Not due yet, and due a moment ago (its trigger is simply firing now).
     _task(store, FUTURE, url, now + timedelta(hours=1), now)
     _task(store, JUST_DUE, url, now - timedelta(seconds=30), now - timedelta(hours=1))

@@ -6,9 +6,11 @@ import json
 import logging
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from task_scheduler.timing import QUEUE_HORIZON, parse_stored_utc
 from tests.integration.conftest import RULE_PREFIX, Aws, Handlers, body_of
 from tests.support.events import api_event, load_event
 from tests.support.lambda_runtime import ROOT, FakeLambdaContext, load_handler_module
@@ -51,12 +53,13 @@ def test_schedule_answers_the_exact_201_and_arms_one_rule(aws: Aws, handlers: Ha
     assert aws.rule_names() == [rule_name]
     assert len(rule_name) <= 64
     rule = aws.events.describe_rule(Name=rule_name)
-    assert rule["ScheduleExpression"] == "cron(56 17 19 5 ? 2099)"
+    # Two minutes before the task's own minute: it fires early, the queue carries the rest.
+    assert rule["ScheduleExpression"] == "cron(54 17 19 5 ? 2099)"
     assert rule["State"] == "ENABLED"
     targets = aws.events.list_targets_by_rule(Rule=rule_name)["Targets"]
     assert len(targets) == 1
     assert targets[0]["Arn"] == aws.execute_function_arn
-    assert targets[0]["Input"] == f'{{"task_id": "{task_id}"}}'
+    assert json.loads(targets[0]["Input"]) == {"task_id": task_id, "due": "2099-05-19T17:56:00Z"}
 
 
 def test_offsets_are_normalised_to_utc(aws: Aws, handlers: Handlers) -> None:
@@ -67,7 +70,9 @@ def test_offsets_are_normalised_to_utc(aws: Aws, handlers: Handlers) -> None:
     assert body_of(response)["run_at"] == "2099-05-19T17:56:01Z"
 
 
-def test_recurring_cron_gets_a_recurring_rule_and_next_run_at(aws: Aws, handlers: Handlers) -> None:
+def test_recurring_cron_arms_its_first_occurrence_and_answers_next_run_at(
+    aws: Aws, handlers: Handlers
+) -> None:
     body = {**README_BODY, "run_at": "cron(0 9 ? * MON-FRI *)"}
     response = handlers.api("POST", "/schedule-task", body)
 
@@ -75,8 +80,18 @@ def test_recurring_cron_gets_a_recurring_rule_and_next_run_at(aws: Aws, handlers
     answer = body_of(response)
     assert answer["run_at"] == "cron(0 9 ? * MON-FRI *)"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT09:00:00Z", answer["next_run_at"])
-    rule = aws.events.describe_rule(Name=f"{RULE_PREFIX}-{answer['task_id']}")
-    assert rule["ScheduleExpression"] == "cron(0 9 ? * MON-FRI *)"
+    first = parse_stored_utc(answer["next_run_at"])
+    # One occurrence at a time: a one-shot rule two minutes before it, or, when it is within
+    # the queue's 15 minutes, a queued message (the execute function arms the next one).
+    if first - datetime.now(UTC) > QUEUE_HORIZON:
+        rule = aws.events.describe_rule(Name=f"{RULE_PREFIX}-{answer['task_id']}")
+        fires = first - timedelta(minutes=2)
+        assert rule["ScheduleExpression"] == (
+            f"cron({fires.minute} {fires.hour} {fires.day} {fires.month} ? {fires.year})"
+        )
+    else:
+        (message,) = aws.queue_messages(aws.retry_queue_url)
+        assert message["body"] == {"task_id": answer["task_id"], "due": answer["next_run_at"]}
 
     task = body_of(handlers.api("GET", f"/tasks/{answer['task_id']}"))
     assert task["recurring"] is True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,7 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from task_scheduler import wiring
-from task_scheduler.timing import format_utc, parse_stored_utc
+from task_scheduler.execute_events import ExecuteEvent
+from task_scheduler.timing import format_utc, parse_stored_utc, trigger_minute
 from tests.integration.conftest import (
     REGION,
     SCHEDULE_GROUP,
@@ -26,10 +27,7 @@ from tests.integration.conftest import (
 )
 from tests.support.fakes import FakeClock
 from tests.support.receiver import Receiver
-from tests.support.timing import (
-    earliest_rule_minute,
-    seconds_from_now,
-)
+from tests.support.timing import beyond_the_queue, seconds_from_now
 
 
 @pytest.fixture
@@ -66,7 +64,8 @@ def test_a_one_shot_task_gets_one_at_schedule_in_the_stacks_group(
     (schedule,) = aws.schedules().values()
     assert schedule["Name"] == task_id
     assert schedule["GroupName"] == SCHEDULE_GROUP
-    assert schedule["ScheduleExpression"] == "at(2030-05-19T17:56:00)"
+    # Two minutes before the task's minute: Scheduler fires early, the queue carries the rest.
+    assert schedule["ScheduleExpression"] == "at(2030-05-19T17:54:00)"
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert schedule["ActionAfterCompletion"] == "DELETE"
@@ -74,50 +73,80 @@ def test_a_one_shot_task_gets_one_at_schedule_in_the_stacks_group(
     target = schedule["Target"]
     assert target["Arn"] == aws.execute_function_arn
     assert target["RoleArn"] == SCHEDULER_ROLE_ARN
-    assert json.loads(target["Input"]) == {"task_id": task_id}
+    assert json.loads(target["Input"]) == {"task_id": task_id, "due": run_at}
     assert target["DeadLetterConfig"] == {"Arn": _dead_letter_arn(aws)}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert aws.rule_names() == []
     assert body_of(handlers.api("GET", f"/tasks/{task_id}"))["status"] == "scheduled"
 
 
-def test_a_recurring_task_keeps_its_cron_in_its_zone_and_needs_no_rearming(
+def _fire(aws: Aws, handlers: Handlers, schedule: dict[str, Any], second: int = 30) -> Any:
+    """Plays Scheduler: fires the at() schedule at `second` of its minute with its input, then
+    deletes it (ActionAfterCompletion DELETE). The execute function sends the rest on."""
+    fired_at = datetime.strptime(schedule["ScheduleExpression"], "at(%Y-%m-%dT%H:%M:%S)")
+    fired_at = fired_at.replace(tzinfo=UTC) + timedelta(seconds=second)
+    event = json.loads(schedule["Target"]["Input"])
+    boto3.client("scheduler", region_name=REGION).delete_schedule(
+        Name=schedule["Name"], GroupName=SCHEDULE_GROUP
+    )
+    report = _executor_at(handlers, fired_at).run(
+        ExecuteEvent(event["task_id"], parse_stored_utc(event["due"]))
+    )
+    assert report.outcome.value == "waiting"
+    (message,) = [m for m in aws.queue_messages(aws.retry_queue_url) if m["body"] == event]
+    assert 60 <= message["delay_seconds"] <= 180
+    return event
+
+
+def test_a_recurring_tasks_occurrences_each_get_an_at_schedule_in_turn(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:
-    first = earliest_rule_minute()
-    expression = "cron(* * * * ? *)"
+    # Every hour at the minute half an hour from now, read in New York: always far.
+    minute = (datetime.now(UTC) + timedelta(minutes=30)).minute
+    expression = f"cron({minute} * * * ? *)"
     response = _schedule(handlers, f"{receiver.url}/hook", expression, timezone="America/New_York")
     assert response["statusCode"] == 201, response["body"]
     answer = body_of(response)
     assert answer["timezone"] == "America/New_York"
-    (schedule,) = aws.schedules().values()
-    assert schedule["ScheduleExpression"] == expression
-    assert schedule["ScheduleExpressionTimezone"] == "America/New_York"
-    assert schedule["ActionAfterCompletion"] == "NONE"
-
     due = parse_stored_utc(answer["next_run_at"])
-    assert first - timedelta(minutes=1) <= due <= first
-    outcome = _executor_at(handlers, due).run(json.loads(schedule["Target"]["Input"])["task_id"])
-    assert outcome.outcome.value == "rescheduled"
+    (schedule,) = aws.schedules().values()
+    assert schedule["ScheduleExpression"] == f"at({trigger_minute(due):%Y-%m-%dT%H:%M:%S})"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"  # the zone is applied when computing
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+
+    event = _fire(aws, handlers, schedule)
+    report = _executor_at(handlers, due).run(ExecuteEvent(event["task_id"], due))
+
+    assert report.outcome.value == "rescheduled"
     assert len(receiver.requests) == 1
     task = body_of(handlers.api("GET", f"/tasks/{answer['task_id']}"))
-    assert parse_stored_utc(task["next_run_at"]) > due
-    # The schedule fires on every occurrence by itself: still there, unchanged.
-    assert aws.schedules() == {answer["task_id"]: schedule}
+    next_run = parse_stored_utc(task["next_run_at"])
+    assert next_run == due + timedelta(hours=1)
+    (following,) = aws.schedules().values()
+    assert following["ScheduleExpression"] == f"at({trigger_minute(next_run):%Y-%m-%dT%H:%M:%S})"
+    assert json.loads(following["Target"]["Input"]) == {
+        "task_id": answer["task_id"],
+        "due": task["next_run_at"],
+    }
+    assert following["Target"]["Arn"] == aws.execute_function_arn  # armed by the execute side
+    assert following["Target"]["RoleArn"] == SCHEDULER_ROLE_ARN
 
 
 def test_a_finished_task_leaves_no_schedule(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:
-    run_at = earliest_rule_minute()
+    run_at = beyond_the_queue()
     response = _schedule(handlers, f"{receiver.url}/hook", format_utc(run_at))
     task_id = body_of(response)["task_id"]
-    assert list(aws.schedules()) == [task_id]
-    assert _executor_at(handlers, run_at).run(task_id).outcome.value == "completed"
+    (schedule,) = aws.schedules().values()
+    event = _fire(aws, handlers, schedule)
+    report = _executor_at(handlers, run_at).run(ExecuteEvent(task_id, run_at))
+    assert report.outcome.value == "completed"
+    assert event == {"task_id": task_id, "due": format_utc(run_at)}
     assert aws.schedules() == {}
 
 
-def test_an_imminent_one_shot_is_dispatched_without_a_schedule(
+def test_a_near_one_shot_is_queued_without_a_schedule(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:
     response = _schedule(handlers, f"{receiver.url}/hook", seconds_from_now(2))
@@ -162,7 +191,7 @@ def failing(handlers: Handlers) -> Iterator[dict[str, str]]:
     [
         ("CreateSchedule", "InternalServerException"),
         ("CreateSchedule", "ServiceQuotaExceededException"),
-        ("UpdateItem", "InternalServerError"),  # marking the task scheduled, after arming
+        ("PutItem", "InternalServerError"),  # storing the task, after arming
     ],
 )
 def test_a_failure_to_arm_or_store_answers_503_and_leaves_nothing(

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import TaskStatus, TriggerKind, new_task
+from task_scheduler.ports import Claim
 from task_scheduler.storage import TaskStore
 from tests.integration.conftest import TABLE_NAME, Aws
 
@@ -48,26 +49,41 @@ def _task():
         RUN_AT,
         recurring=False,
         now=NOW,
+        trigger=TriggerKind.RULE,
     )
 
 
-def test_create_and_mark_scheduled_survive_a_retried_write(aws: Aws) -> None:
-    store = TaskStore(AnswerLostClient(aws.dynamodb, {"put_item", "update_item"}), TABLE_NAME)
-    store.create_pending(_task(), NOW)
-    store.mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+def test_create_survives_a_retried_write(aws: Aws) -> None:
+    store = TaskStore(AnswerLostClient(aws.dynamodb, {"put_item"}), TABLE_NAME)
+    store.create(_task())
     assert TaskStore(aws.dynamodb, TABLE_NAME).get(TASK_ID).status is TaskStatus.SCHEDULED
 
 
+def test_a_claim_answers_with_the_task_it_won_or_the_task_as_it_is(aws: Aws) -> None:
+    store = TaskStore(aws.dynamodb, TABLE_NAME)
+    store.create(_task())
+
+    won = store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT)
+    refused = store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT)
+
+    assert won.current is None
+    assert won.claimed.status is TaskStatus.RUNNING
+    assert won.claimed.payload == {"url": "https://example.com"}  # one write that also reads
+    assert refused.claimed is None
+    assert refused.current.status is TaskStatus.RUNNING
+    assert store.claim("00000000-0000-4000-8000-000000000009", "2030-05-19T17:56:00Z", RUN_AT) == (
+        Claim()
+    )
+
+
 def test_a_claim_whose_answer_was_lost_is_still_ours(aws: Aws) -> None:
-    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
-    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).create(_task())
     store = TaskStore(AnswerLostClient(aws.dynamodb, {"update_item"}), TABLE_NAME)
 
-    assert store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT) is True
+    assert store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT).claimed is not None
     # Another invocation's claim of the same occurrence is refused.
-    assert (
-        TaskStore(aws.dynamodb, TABLE_NAME).claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT) is False
-    )
+    other = TaskStore(aws.dynamodb, TABLE_NAME).claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT)
+    assert other.claimed is None
 
 
 class AppliedButUnansweredClient(AnswerLostClient):
@@ -86,17 +102,15 @@ class AppliedButUnansweredClient(AnswerLostClient):
 
 
 def test_a_claim_that_landed_without_any_answer_is_still_ours(aws: Aws) -> None:
-    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
-    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).create(_task())
     store = TaskStore(AppliedButUnansweredClient(aws.dynamodb, {"update_item"}), TABLE_NAME)
 
-    assert store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT) is True
+    assert store.claim(TASK_ID, "2030-05-19T17:56:00Z", RUN_AT).claimed is not None
     assert TaskStore(aws.dynamodb, TABLE_NAME).get(TASK_ID).status is TaskStatus.RUNNING
 
 
 def test_a_claim_that_did_not_land_still_fails_loudly(aws: Aws) -> None:
-    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
-    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).create(_task())
 
     class Refusing(AnswerLostClient):
         def __getattr__(self, name: str) -> Any:
@@ -135,8 +149,7 @@ class RefusingClient:
 def test_a_validation_error_on_a_small_task_is_raised_and_never_ends_the_task(aws: Aws) -> None:
     # Only a task too large for DynamoDB is ended `failed` on a refused write; any other
     # ValidationException (a defect) leaves the task as it was and fails the invocation.
-    TaskStore(aws.dynamodb, TABLE_NAME).create_pending(_task(), NOW)
-    TaskStore(aws.dynamodb, TABLE_NAME).mark_scheduled(TASK_ID, TriggerKind.RULE, NOW)
+    TaskStore(aws.dynamodb, TABLE_NAME).create(_task())
     store = TaskStore(RefusingClient(aws.dynamodb), TABLE_NAME)
 
     with pytest.raises(DependencyFailure) as caught:

@@ -152,21 +152,19 @@ def test_a_task_at_the_limit_records_a_full_history_of_the_largest_attempts(aws:
     task = _recurring_task_of_largest_size(MAX_STORED_TASK_BYTES)
     assert largest_stored_size(task) == MAX_STORED_TASK_BYTES
     store = TaskStore(aws.dynamodb, TABLE_NAME)
-    store.create_pending(task, NOW)
-    store.mark_scheduled(TASK_ID, TriggerKind.DIRECT, NOW)
+    store.create(task.with_changes(trigger=TriggerKind.QUEUE))
     error, excerpt = "connection failed: " + "é" * 5000, "😀" * 5000
     due = FIRST_RUN
 
     for number in range(1, MAX_RECORDED_ATTEMPTS + 6):
-        assert store.claim(TASK_ID, format_utc(due), due)
-        current = store.get(TASK_ID)
+        current = store.claim(TASK_ID, format_utc(due), due).claimed
         attempt = Attempt(number, format_utc(due), 120_000, 503, error, excerpt)
         due += timedelta(minutes=1)
         assert store.record_retry(current, attempt, format_utc(due), due, error)
-    assert store.claim(TASK_ID, format_utc(due), due)
+    claimed = store.claim(TASK_ID, format_utc(due), due).claimed
     last = Attempt(10**6, format_utc(due), 120_000, 410, error, excerpt)
     assert store.record_run(
-        store.get(TASK_ID),
+        claimed,
         TaskStatus.FAILED,
         last,
         due,

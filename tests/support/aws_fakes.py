@@ -42,4 +42,4 @@ class FakeLambda(FakeClient):
 
 
 class FakeScheduler(FakeClient):
-    operations = ("create_schedule", "delete_schedule")
+    operations = ("create_schedule", "update_schedule", "delete_schedule")

@@ -1,44 +1,46 @@
-"""Unit tests for schedules.EventBridgeSchedules and EventBridgeScheduleRemover (the `scheduler`
-trigger backend) over small fakes of the scheduler and lambda clients.
+"""Unit tests for schedules.EventBridgeSchedules (the `scheduler` backend's far trigger) over a
+small fake of the scheduler client.
 
-A task runs through one schedule in the stack's group, named by the task id: `at(...)` for the
-minute of a one-shot task, deleted after it runs, or the client's cron read in the client's zone;
-an imminent task is also, or only, dispatched straight to the execute function. Failures leave
-nothing armed.
+Each occurrence beyond the queue's 15 minutes gets one `at()` schedule in the stack's group,
+named by the task id, for the minute two minutes before the occurrence's own, in UTC, deleted by
+Scheduler once it has fired, with the occurrence in its event. Failures name what failed.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from task_scheduler.errors import DependencyFailure, InvalidRequest
+from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import TriggerKind
-from task_scheduler.schedules import (
-    RETRY_POLICY,
-    EventBridgeScheduleRemover,
-    EventBridgeSchedules,
-    at_expression,
-)
-from tests.support.aws_fakes import FakeLambda, FakeScheduler, client_error
+from task_scheduler.schedules import RETRY_POLICY, EventBridgeSchedules, at_expression
+from tests.support.aws_fakes import FakeScheduler, client_error
 
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
 GROUP = "task-scheduler"
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:execute-task"
 ROLE = "arn:aws:iam::123456789012:role/scheduler-invokes-execute"
 DLQ = "arn:aws:sqs:eu-west-1:123456789012:dead-letters"
-NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
-LATER = datetime(2030, 5, 19, 17, 56, 30, tzinfo=UTC)
-SOON = NOW + timedelta(seconds=20)
-INPUT = '{"task_id": "' + TASK_ID + '"}'
-CRON = "cron(0 9 * * ? *)"
-TARGET = {
-    "Arn": ARN,
-    "RoleArn": ROLE,
-    "RetryPolicy": RETRY_POLICY,
-    "DeadLetterConfig": {"Arn": DLQ},
-    "Input": INPUT,
+DUE = datetime(2030, 5, 19, 17, 56, 30, tzinfo=UTC)
+INPUT = '{"task_id": "' + TASK_ID + '", "due": "2030-05-19T17:56:30Z"}'
+SCHEDULE = {
+    "Name": TASK_ID,
+    "GroupName": GROUP,
+    "ScheduleExpression": "at(2030-05-19T17:54:00)",
+    "ScheduleExpressionTimezone": "UTC",
+    "FlexibleTimeWindow": {"Mode": "OFF"},
+    "State": "ENABLED",
+    "ActionAfterCompletion": "DELETE",
+    "Description": f"Runs scheduled task {TASK_ID}",
+    "Target": {
+        "Arn": ARN,
+        "RoleArn": ROLE,
+        "RetryPolicy": RETRY_POLICY,
+        "DeadLetterConfig": {"Arn": DLQ},
+        "Input": INPUT,
+    },
 }
+DELETE = ("delete_schedule", {"Name": TASK_ID, "GroupName": GROUP})
 
 
 @pytest.fixture
@@ -52,81 +54,32 @@ def scheduler(calls):
 
 
 @pytest.fixture
-def lambda_(calls):
-    return FakeLambda(calls)
-
-
-@pytest.fixture
-def schedules(scheduler, lambda_):
-    return EventBridgeSchedules(scheduler, lambda_, GROUP, ARN, ROLE, DLQ)
-
-
-def created(expression, timezone, after):
-    return (
-        "create_schedule",
-        {
-            "Name": TASK_ID,
-            "GroupName": GROUP,
-            "ScheduleExpression": expression,
-            "ScheduleExpressionTimezone": timezone,
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "State": "ENABLED",
-            "ActionAfterCompletion": after,
-            "Description": f"Runs scheduled task {TASK_ID}",
-            "Target": TARGET,
-        },
-    )
-
-
-INVOKE = (
-    "invoke",
-    {"FunctionName": ARN, "InvocationType": "Event", "Payload": INPUT.encode("utf-8")},
-)
-DELETE = ("delete_schedule", {"Name": TASK_ID, "GroupName": GROUP})
+def schedules(scheduler):
+    return EventBridgeSchedules(scheduler, GROUP, ARN, ROLE, DLQ)
 
 
 def test_at_expression_is_the_minute_of_the_time():
-    assert at_expression(LATER) == "at(2030-05-19T17:56:00)"
+    assert at_expression(DUE) == "at(2030-05-19T17:56:00)"
 
 
-def test_one_shot_gets_an_at_schedule_for_its_minute_deleted_after_it_runs(schedules, calls):
-    assert schedules.arm(TASK_ID, LATER, None, False, NOW) is TriggerKind.SCHEDULE
-    assert calls == [created("at(2030-05-19T17:56:00)", "UTC", "DELETE")]
+def test_kind_and_self_removal(schedules):
+    assert schedules.kind is TriggerKind.SCHEDULE
+    assert schedules.removes_itself_after_firing is True
 
 
-def test_recurring_cron_is_read_in_the_clients_zone_and_kept(schedules, calls):
-    arm = schedules.arm(TASK_ID, LATER, CRON, True, NOW, timezone="Europe/Paris")
-    assert arm is TriggerKind.SCHEDULE
-    assert calls == [created(CRON, "Europe/Paris", "NONE")]
-
-
-def test_imminent_one_shot_is_dispatched_directly_without_a_schedule(schedules, calls):
-    assert schedules.arm(TASK_ID, SOON, None, False, NOW) is TriggerKind.DIRECT
-    assert calls == [INVOKE]
-
-
-def test_imminent_recurring_gets_its_schedule_and_its_first_occurrence_directly(schedules, calls):
-    assert schedules.arm(TASK_ID, SOON, CRON, True, NOW) is TriggerKind.SCHEDULE
-    assert calls == [created(CRON, "UTC", "NONE"), INVOKE]
-
-
-def test_failed_dispatch_of_an_imminent_recurring_task_removes_its_schedule(
-    schedules, lambda_, calls
+def test_an_occurrence_gets_an_at_schedule_two_minutes_early_deleted_after_it_fires(
+    schedules, calls
 ):
-    lambda_.fail["invoke"] = client_error("ServiceException", "Invoke")
-    with pytest.raises(DependencyFailure, match="dispatch the task"):
-        schedules.arm(TASK_ID, SOON, CRON, True, NOW)
-    assert calls == [created(CRON, "UTC", "NONE"), INVOKE, DELETE]
+    schedules.arm(TASK_ID, DUE)
+    assert calls == [("create_schedule", SCHEDULE)]
 
 
-def test_a_schedule_of_the_same_name_already_there_is_a_dependency_failure(
+def test_a_fired_schedule_not_yet_deleted_is_moved_on_to_the_next_occurrence(
     schedules, scheduler, calls
 ):
-    # The SDK's own retries reuse CreateSchedule's idempotency token, so a conflict is never our
-    # earlier try: it must not pass for an armed task.
     scheduler.fail["create_schedule"] = client_error("ConflictException", "CreateSchedule")
-    with pytest.raises(DependencyFailure, match="ConflictException"):
-        schedules.arm(TASK_ID, LATER, None, False, NOW)
+    schedules.arm(TASK_ID, DUE)
+    assert calls == [("create_schedule", SCHEDULE), ("update_schedule", SCHEDULE)]
 
 
 def test_quota_used_up_is_a_dependency_failure_naming_the_quota(schedules, scheduler):
@@ -134,28 +87,18 @@ def test_quota_used_up_is_a_dependency_failure_naming_the_quota(schedules, sched
         "ServiceQuotaExceededException", "CreateSchedule"
     )
     with pytest.raises(DependencyFailure) as caught:
-        schedules.arm(TASK_ID, LATER, None, False, NOW)
+        schedules.arm(TASK_ID, DUE)
     assert caught.value.code == "ServiceQuotaExceededException"
     assert "quota of schedules" in caught.value.message
     assert "Service Quotas" in caught.value.message
 
 
-def test_a_rejected_cron_is_the_clients_invalid_run_at_and_timezone(schedules, scheduler):
-    scheduler.fail["create_schedule"] = client_error("ValidationException", "CreateSchedule")
-    with pytest.raises(InvalidRequest) as caught:
-        schedules.arm(TASK_ID, LATER, CRON, True, NOW)
-    assert [p.field for p in caught.value.problems] == ["run_at"]
-    with pytest.raises(InvalidRequest) as caught:
-        schedules.arm(TASK_ID, LATER, CRON, True, NOW, timezone="Europe/Paris")
-    assert [p.field for p in caught.value.problems] == ["run_at", "timezone"]
-
-
-def test_a_rejected_one_shot_is_a_deployment_failure_not_the_clients(schedules, scheduler):
-    # The at() expression is the scheduler's own: its refusal (e.g. a role Scheduler cannot
-    # assume yet) is a 503 an operator sees, not a 400 blaming run_at.
+def test_a_rejected_schedule_is_a_deployment_failure_not_the_clients(schedules, scheduler):
+    # Every expression sent is the scheduler's own at(): its refusal (e.g. a role Scheduler
+    # cannot assume yet) is a 503 an operator sees, not a 400 blaming run_at.
     scheduler.fail["create_schedule"] = client_error("ValidationException", "CreateSchedule")
     with pytest.raises(DependencyFailure, match="ValidationException"):
-        schedules.arm(TASK_ID, LATER, None, False, NOW)
+        schedules.arm(TASK_ID, DUE)
 
 
 @pytest.mark.parametrize(
@@ -165,27 +108,22 @@ def test_a_rejected_one_shot_is_a_deployment_failure_not_the_clients(schedules, 
         EndpointConnectionError(endpoint_url="https://scheduler.example"),
     ],
 )
-def test_other_create_failures_are_dependency_failures(schedules, scheduler, calls, error):
+def test_other_create_failures_are_dependency_failures(schedules, scheduler, error):
     scheduler.fail["create_schedule"] = error
     with pytest.raises(DependencyFailure, match="create the task's schedule"):
-        schedules.arm(TASK_ID, LATER, None, False, NOW)
+        schedules.arm(TASK_ID, DUE)
 
 
-def test_disarm_deletes_the_schedule_and_a_schedule_already_gone_is_fine(scheduler, calls):
-    remover = EventBridgeScheduleRemover(scheduler, GROUP)
-    remover.disarm(TASK_ID)
+def test_disarm_deletes_the_schedule_and_a_schedule_already_gone_is_fine(
+    schedules, scheduler, calls
+):
+    schedules.disarm(TASK_ID)
     scheduler.fail["delete_schedule"] = client_error("ResourceNotFoundException", "Delete")
-    remover.disarm(TASK_ID)
+    schedules.disarm(TASK_ID)
     assert calls == [DELETE, DELETE]
 
 
-def test_disarm_failing_otherwise_is_a_dependency_failure(scheduler):
+def test_disarm_failing_otherwise_is_a_dependency_failure(schedules, scheduler):
     scheduler.fail["delete_schedule"] = client_error("ThrottlingException", "DeleteSchedule")
     with pytest.raises(DependencyFailure, match="delete the task's schedule"):
-        EventBridgeScheduleRemover(scheduler, GROUP).disarm(TASK_ID)
-
-
-def test_nothing_to_rearm_a_schedule_follows_its_cron_in_its_zone(scheduler, calls):
-    remover = EventBridgeScheduleRemover(scheduler, GROUP)
-    assert remover.rearm(TASK_ID, "Europe/Paris", LATER, NOW) is False
-    assert calls == []
+        schedules.disarm(TASK_ID)

@@ -14,7 +14,7 @@ from task_scheduler.schedule_request import ScheduleRequest, parse_schedule_body
 from task_scheduler.scheduling import Scheduler
 from task_scheduler.task_items import from_item, largest_stored_size, to_item
 from task_scheduler.timing import parse_run_at
-from tests.support.fakes import FakeClock, FakeStore, FakeTriggers
+from tests.support.fakes import FakeClock, FakeFarTrigger, FakeStore, fake_arming
 
 pytestmark = pytest.mark.usefixtures("no_dns")
 
@@ -42,8 +42,10 @@ def problems(**fields):
 
 
 def schedule(**fields):
-    store, triggers = FakeStore(), FakeTriggers()
-    scheduler = Scheduler(store, triggers, FakeClock(NOW, can_sleep=False), new_id=lambda: TASK_ID)
+    store, triggers = FakeStore(), FakeFarTrigger()
+    scheduler = Scheduler(
+        store, fake_arming(triggers), FakeClock(NOW, can_sleep=False), new_id=lambda: TASK_ID
+    )
     return scheduler.schedule(command(**fields)), store, triggers
 
 
@@ -134,25 +136,25 @@ def test_the_request_keeps_the_zone_as_sent():
 # --- scheduling, storage and answers ----------------------------------------------------------
 
 
-def test_zoned_recurring_task_is_armed_for_its_zoned_first_occurrence_with_its_zone():
+def test_zoned_recurring_task_is_armed_for_its_zoned_first_occurrence():
     task, store, triggers = schedule(run_at="cron(30 2 * * ? *)", timezone="America/New_York")
     first = datetime(2027, 3, 11, 7, 30, tzinfo=UTC)  # 02:30 EST tomorrow (now is 07:00 EST)
-    assert triggers.armed[TASK_ID] == (first, "cron(30 2 * * ? *)", True, NOW)
-    assert triggers.zones[TASK_ID] == "America/New_York"
+    assert triggers.armed[TASK_ID] == first
     assert task.timezone == "America/New_York"
     assert task.next_run_at == "2027-03-11T07:30:00Z"
     assert store.tasks[TASK_ID].timezone == "America/New_York"
 
 
-def test_utc_recurring_task_is_armed_with_utc():
-    _, _, triggers = schedule(run_at="cron(0 9 * * ? *)")
-    assert triggers.zones[TASK_ID] == "UTC"
+def test_utc_recurring_task_is_armed_for_its_utc_first_occurrence():
+    task, _, triggers = schedule(run_at="cron(0 9 * * ? *)")
+    assert triggers.armed[TASK_ID] == datetime(2027, 3, 11, 9, 0, tzinfo=UTC)
+    assert task.timezone == "UTC"
 
 
 def test_zoned_single_moment_cron_is_a_one_shot_at_its_utc_instant():
     task, _, triggers = schedule(run_at="cron(30 1 7 11 ? 2027)", timezone="America/New_York")
     assert task.recurring is False
-    assert triggers.armed[TASK_ID][0] == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)
+    assert triggers.armed[TASK_ID] == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)
 
 
 def test_scheduled_answer_and_view_of_a_cron_task_name_its_zone_and_next_run():

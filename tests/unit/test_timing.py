@@ -10,21 +10,21 @@ import pytest
 
 from task_scheduler.errors import InvalidRequest
 from task_scheduler.timing import (
-    MAX_EARLY_ARRIVAL,
     MAX_RETRY_AFTER_SECONDS,
     MAX_YEAR,
     RETRY_BASE_SECONDS,
     RETRY_CAP_SECONDS,
-    RULE_LEAD_SECONDS,
     ceil_to_second,
     format_utc,
     minute_start,
-    needs_direct_dispatch,
     one_shot_rule_expression,
     parse_run_at,
     parse_stored_utc,
+    queue_delay_seconds,
     retry_delay,
     seconds_until,
+    trigger_minute,
+    within_queue_horizon,
 )
 
 NOW = datetime(2030, 5, 19, 17, 0, 0, tzinfo=UTC)
@@ -288,8 +288,9 @@ def test_parse_stored_utc_reads_back_format_utc():
         lambda naive: format_utc(naive),
         lambda naive: minute_start(naive),
         lambda naive: one_shot_rule_expression(naive),
-        lambda naive: needs_direct_dispatch(naive, NOW),
-        lambda naive: needs_direct_dispatch(NOW, naive),
+        lambda naive: within_queue_horizon(naive, NOW),
+        lambda naive: queue_delay_seconds(NOW, naive),
+        lambda naive: trigger_minute(naive),
         lambda naive: seconds_until(naive, NOW),
         lambda naive: seconds_until(NOW, naive),
     ],
@@ -317,40 +318,43 @@ def test_minute_start():
     assert minute_start(utc(2030, 5, 19, 17, 56, 42, 123)) == utc(2030, 5, 19, 17, 56)
 
 
-def test_run_at_in_the_current_minute_needs_direct_dispatch():
-    now = utc(2030, 5, 19, 17, 56, 10)
-    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 56, 59), now) is True
-    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 56, 11), now) is True
+def test_a_trigger_is_armed_for_the_minute_two_minutes_before_the_occurrences_minute():
+    # EventBridge fires it at any second of that minute: always 60 to 180 s before the
+    # occurrence, never after it, never beyond the queue's 15 minutes.
+    for due in (utc(2030, 5, 19, 17, 56), utc(2030, 5, 19, 17, 56, 59), utc(2030, 1, 1, 0, 1)):
+        fires_from = trigger_minute(due)
+        assert fires_from.second == 0
+        assert timedelta(seconds=60) < due - (fires_from + timedelta(seconds=59.999))
+        assert due - fires_from <= timedelta(seconds=179)
+    assert trigger_minute(utc(2030, 1, 1, 0, 1, 30)) == utc(2029, 12, 31, 23, 59)
 
 
-def test_next_minute_starting_within_the_lead_needs_direct_dispatch():
-    now = utc(2030, 5, 19, 17, 56, 55)  # the next minute starts in 5 s < RULE_LEAD_SECONDS
-    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 57, 30), now) is True
+@pytest.mark.parametrize(
+    ("due", "within"),
+    [
+        (NOW + timedelta(seconds=1), True),
+        (NOW + timedelta(minutes=15), True),
+        (NOW + timedelta(minutes=15, microseconds=1), False),
+        (NOW + timedelta(days=3), False),
+    ],
+)
+def test_occurrences_within_15_minutes_go_straight_into_the_queue(due, within):
+    assert within_queue_horizon(due, NOW) is within
 
 
-def test_minute_starting_more_than_the_lead_ahead_uses_a_rule():
-    now = utc(2030, 5, 19, 17, 56, 0)
-    assert needs_direct_dispatch(utc(2030, 5, 19, 17, 57, 0), now) is False
-    assert needs_direct_dispatch(utc(2030, 6, 1), now) is False
-
-
-def test_direct_dispatch_boundary_is_exactly_the_rule_lead():
-    fire_at = utc(2030, 5, 19, 17, 57, 30)
-    boundary = minute_start(fire_at) - timedelta(seconds=RULE_LEAD_SECONDS)
-    assert needs_direct_dispatch(fire_at, boundary) is False
-    assert needs_direct_dispatch(fire_at, boundary - timedelta(microseconds=1)) is False
-    assert needs_direct_dispatch(fire_at, boundary + timedelta(microseconds=1)) is True
-    assert RULE_LEAD_SECONDS == 10
-
-
-def test_max_early_arrival_covers_a_direct_dispatch():
-    # Direct dispatch happens for times whose minute starts within the lead, i.e. at most
-    # 60 s + lead away; the executor must accept such an early arrival.
-    assert timedelta(seconds=60 + RULE_LEAD_SECONDS) == MAX_EARLY_ARRIVAL
-    now = utc(2030, 5, 19, 17, 56, 50, 1)
-    latest_direct = utc(2030, 5, 19, 17, 57, 59, 999_999)
-    assert needs_direct_dispatch(latest_direct, now) is True
-    assert latest_direct - now <= MAX_EARLY_ARRIVAL
+@pytest.mark.parametrize(
+    ("due", "delay"),
+    [
+        (NOW + timedelta(seconds=30, milliseconds=999), 30),  # lands under a second early
+        (NOW + timedelta(seconds=30), 30),
+        (NOW + timedelta(milliseconds=400), 0),
+        (NOW - timedelta(seconds=5), 0),  # overdue: now
+        (NOW + timedelta(minutes=15), 900),
+        (NOW + timedelta(hours=2), 900),  # SQS's most; sent on again when it lands
+    ],
+)
+def test_queue_delay_is_rounded_down_and_capped_at_15_minutes(due, delay):
+    assert queue_delay_seconds(due, NOW) == delay
 
 
 @pytest.mark.parametrize(
