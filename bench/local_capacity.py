@@ -39,9 +39,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "scheduler_layer"))
 
-from task_scheduler.timing import RULE_LEAD_SECONDS, format_utc, minute_start
+from task_scheduler.timing import format_utc, minute_start
 from tests.support.local_process import LocalProcess, local_mode
 from tests.support.receiver import running_receiver
+
+# The sample must still be in the future when its requests land.
+SCHEDULING_SLACK_SECONDS = 10
 
 REGION = "us-east-1"
 API_CHECKS = 100  # tasks read back through GET /tasks/{id}
@@ -219,8 +222,8 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=9)
     args = parser.parse_args()
-    if args.lead_seconds <= RULE_LEAD_SECONDS:
-        parser.error(f"--lead-seconds must exceed {RULE_LEAD_SECONDS} (else direct dispatch)")
+    if args.lead_seconds <= SCHEDULING_SLACK_SECONDS:
+        parser.error(f"--lead-seconds must exceed {SCHEDULING_SLACK_SECONDS}")
     if not 1 <= args.spread_seconds <= 60:
         parser.error("--spread-seconds must be 1-60")
 
@@ -270,8 +273,8 @@ def main() -> int:
             webhook(f"{receiver.url}{SAMPLE_PATH}{i}", i, run_ats[i]) for i in range(args.sample)
         ]
         sample, _ = schedule_all(local, sample_bodies, args.clients)
-        if datetime.now(UTC) >= minute - timedelta(seconds=RULE_LEAD_SECONDS):
-            failures.append("the sample was scheduled too late for its trigger; rerun")
+        if datetime.now(UTC) >= minute - timedelta(seconds=SCHEDULING_SLACK_SECONDS):
+            failures.append("the sample was scheduled too late; rerun")
         if sum(1 for answer in sample if answer.status == 201) != args.sample:
             failures.append(f"sample scheduling answered {sorted({a.status for a in sample})}")
 
@@ -292,8 +295,9 @@ def main() -> int:
                 f"(moto 127.0.0.1:{port}) "
                 f"api_status_scheduled={statuses.count('scheduled')}/{len(checked)}\n"
             )
-            if armed_pending != len(pending_ids) or armed_sample != len(sample_ids):
-                failures.append(f"moto holds fewer {kind} than tasks scheduled")
+            # The sample is due within the queue's 15 minutes: queued messages, no triggers.
+            if armed_pending != len(pending_ids) or armed_sample != 0:
+                failures.append(f"moto holds other {kind} than the pending tasks'")
         else:
             out(
                 f"{label} pending_{kind}=unavailable (moto's port not found) "

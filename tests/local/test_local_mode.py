@@ -15,7 +15,6 @@ from task_scheduler.timing import format_utc, parse_stored_utc
 from tests.support.lambda_runtime import ROOT
 from tests.support.local_process import LocalProcess, local_mode, port_is_free
 from tests.support.receiver import Receiver, running_receiver
-from tests.support.timing import earliest_rule_minute
 
 DATE_EXPRESSION = '\'"$(date -u -d "+1 minute" +%Y-%m-%dT%H:%M:00Z)"\''
 
@@ -45,7 +44,13 @@ def _wait_for_status(local: LocalProcess, task_id: str, status: str, timeout: fl
     raise AssertionError(f"task never became {status}: {task}")
 
 
-def _deliver_once_in_its_minute(local: LocalProcess, receiver: Receiver, run_at: datetime) -> None:
+def _coming_minute() -> datetime:
+    """The next whole minute, as the ready text's curl computes it, at least 5 s away."""
+    start = (datetime.now(UTC) + timedelta(seconds=5)).replace(second=0, microsecond=0)
+    return start + timedelta(minutes=1)
+
+
+def _deliver_once_on_time(local: LocalProcess, receiver: Receiver, run_at: datetime) -> None:
     body = _ready_curl_body(local, format_utc(run_at))
     body["payload"]["url"] = f"{receiver.url}/hooks/local"
     response = requests.post(
@@ -55,9 +60,11 @@ def _deliver_once_in_its_minute(local: LocalProcess, receiver: Receiver, run_at:
     answer = response.json()
     assert answer["run_at"] == format_utc(run_at)
 
-    got = receiver.wait_for(1, timeout=(run_at - datetime.now(UTC)).total_seconds() + 75)
+    got = receiver.wait_for(1, timeout=(run_at - datetime.now(UTC)).total_seconds() + 20)
     assert len(got) == 1, local.output[-3000:]
-    assert run_at <= got[0].received_at < run_at + timedelta(minutes=1)
+    # Never early; on time (the contract's second is measured by bench/local_precision.py: a
+    # loaded test machine gets a looser bound, still far inside the minute a rule fires in).
+    assert run_at <= got[0].received_at < run_at + timedelta(seconds=5)
     assert json.loads(got[0].body) == {"msg": "Hello from local mode"}
     task = _wait_for_status(local, answer["task_id"], "completed", timeout=10)
     assert parse_stored_utc(task["attempts"][0]["started_at"]) >= run_at
@@ -94,16 +101,15 @@ def test_ready_text_and_api_key(tmp_path: object) -> None:
         assert unknown.json()["message"]
 
 
-def test_readme_quick_start_is_delivered_once_in_its_minute() -> None:
+def test_readme_quick_start_is_delivered_once_on_time() -> None:
     with running_receiver() as receiver, local_mode() as local:
-        _deliver_once_in_its_minute(local, receiver, earliest_rule_minute())
+        _deliver_once_on_time(local, receiver, _coming_minute())
 
 
-def test_aws_timing_fires_within_the_minute_but_never_early() -> None:
-    # A run_at late in its minute: with a random firing second the rule usually fires early,
-    # and the execute function must wait out the difference.
+def test_aws_timing_delivers_a_task_at_an_odd_second_once_never_early() -> None:
     with running_receiver() as receiver, local_mode(LOCAL_AWS_TIMING="1") as local:
-        _deliver_once_in_its_minute(local, receiver, earliest_rule_minute() + timedelta(seconds=45))
+        run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=13)
+        _deliver_once_on_time(local, receiver, run_at)
 
 
 def test_inbox_records_deliveries() -> None:

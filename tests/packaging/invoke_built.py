@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 
@@ -29,7 +30,7 @@ def main() -> None:
     from tests.support.events import api_event
     from tests.support.lambda_runtime import FakeLambdaContext
     from tests.support.receiver import running_receiver
-    from tests.support.timing import earliest_rule_minute, wait_until_its_rule_could_fire
+    from tests.support.timing import beyond_the_queue, seconds_from_now
 
     seen: dict = {"task_scheduler_file": task_scheduler.__file__}
     env = {
@@ -39,6 +40,8 @@ def main() -> None:
         "TABLE_NAME": "built-tasks",
         "RULE_NAME_PREFIX": "built",
         "EXECUTE_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:built-execute",
+        "FUNCTION_ARN_PREFIX": "arn:aws:lambda:us-east-1:123456789012:function:",
+        "AWS_LAMBDA_FUNCTION_NAME": "built-execute",
         "POWERTOOLS_SERVICE_NAME": "task-scheduler",
         "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTaskScheduler",
         "ALLOW_LOOPBACK_TARGETS": "true",  # the receiver is on 127.0.0.1
@@ -61,36 +64,51 @@ def main() -> None:
         execute = import_handler(build_dir / "ExecuteTaskFunction" / "app.py")
         seen["handler_files"] = [schedule.__file__, execute.__file__]
 
-        run_at = earliest_rule_minute()
-        body = {
-            "action": "webhook",
-            "payload": {
-                "url": f"{receiver.url}/hooks/report",
-                "data": {"msg": "Hello from Lambda"},
-            },
-            "run_at": run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        response = schedule.lambda_handler(
-            api_event("POST", "/schedule-task", body), FakeLambdaContext()
-        )
-        seen["schedule_status"] = response["statusCode"]
-        answer = json.loads(response["body"])
-        task_id = answer["task_id"]
-        seen["answer"] = answer
+        def schedule_at(run_at: str) -> str:
+            body = {
+                "action": "webhook",
+                "payload": {
+                    "url": f"{receiver.url}/hooks/report",
+                    "data": {"msg": "Hello from Lambda"},
+                },
+                "run_at": run_at,
+            }
+            response = schedule.lambda_handler(
+                api_event("POST", "/schedule-task", body), FakeLambdaContext()
+            )
+            seen.setdefault("schedule_status", []).append(response["statusCode"])
+            return json.loads(response["body"])
+
+        # A far task: a rule two minutes before it, carrying the occurrence.
+        far = schedule_at(beyond_the_queue().strftime("%Y-%m-%dT%H:%M:%SZ"))
         events = boto3.client("events")
-        rule_name = f"built-{task_id}"
+        rule_name = f"built-{far['task_id']}"
+        seen["far"] = far
         seen["rule_expression"] = events.describe_rule(Name=rule_name)["ScheduleExpression"]
         (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
         seen["target_input"] = target["Input"]
 
-        wait_until_its_rule_could_fire(run_at)
-        outcome = execute.lambda_handler(json.loads(target["Input"]), FakeLambdaContext())
-        seen["execute_outcome"] = outcome
+        # A near task: a message of the retry queue, delivered as Lambda's SQS source does.
+        run_at = seconds_from_now(2)
+        answer = schedule_at(run_at)
+        task_id = answer["task_id"]
+        seen["answer"] = answer
+        sqs = boto3.client("sqs")
+        messages: list = []
+        while not messages:
+            messages = sqs.receive_message(
+                QueueUrl=queues["RetryQueue"], WaitTimeSeconds=1, MaxNumberOfMessages=1
+            ).get("Messages", [])
+        (message,) = messages
+        seen["message_body"] = message["Body"]
+        record = {"messageId": message["MessageId"], "body": message["Body"]}
+        seen["execute_outcome"] = execute.lambda_handler({"Records": [record]}, FakeLambdaContext())
+        run_at_time = datetime.fromisoformat(run_at)
         seen["deliveries"] = [
             {
                 "path": r.path,
                 "body": r.body.decode(),
-                "early": r.received_at < run_at,
+                "early": r.received_at < run_at_time,
                 "signed": r.headers.get("webhook-signature", "").startswith("v1,"),
             }
             for r in receiver.wait_for(1, timeout=5)
@@ -102,6 +120,7 @@ def main() -> None:
         )
         seen["task_status"] = task["status"]
         seen["rules_left"] = [r["Name"] for r in events.list_rules(NamePrefix="built")["Rules"]]
+        seen["far_task_id"] = far["task_id"]
         unknown = schedule.lambda_handler(
             api_event("GET", f"/tasks/{uuid.uuid4()}"), FakeLambdaContext()
         )

@@ -50,17 +50,19 @@ def test_built_artifact_runs_end_to_end_under_moto(build_dir: Path) -> None:
 
     assert seen["task_scheduler_file"].startswith(str(build_dir))
     assert all(path.startswith(str(build_dir)) for path in seen["handler_files"])
-    assert seen["schedule_status"] == 201
+    assert seen["schedule_status"] == [201, 201]
     task_id = seen["answer"]["task_id"]
     assert seen["answer"]["status"] == "scheduled"
+    far = seen["far"]
     assert seen["rule_expression"].startswith("cron(")
-    assert seen["target_input"] == f'{{"task_id": "{task_id}"}}'
-    assert seen["execute_outcome"] == {"task_id": task_id, "outcome": "completed"}
+    assert json.loads(seen["target_input"]) == {"task_id": far["task_id"], "due": far["run_at"]}
+    assert json.loads(seen["message_body"]) == {"task_id": task_id, "due": seen["answer"]["run_at"]}
+    assert seen["execute_outcome"] == {"batchItemFailures": []}
     assert len(seen["deliveries"]) == 1
     assert seen["deliveries"][0]["path"] == "/hooks/report"
     assert json.loads(seen["deliveries"][0]["body"]) == {"msg": "Hello from Lambda"}
     assert seen["deliveries"][0]["early"] is False
     assert seen["deliveries"][0]["signed"] is True
     assert seen["task_status"] == "completed"
-    assert seen["rules_left"] == []
+    assert seen["rules_left"] == [f"built-{far['task_id']}"]  # the far task's, still armed
     assert seen["unknown_status"] == 404

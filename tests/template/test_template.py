@@ -11,9 +11,8 @@ import pytest
 
 from local.template import ROOT, load_template, resources_of_type, with_language_extensions
 from task_scheduler.actions.webhook import MAX_TIMEOUT_SECONDS
-from task_scheduler.execution import PENDING_GRACE
 from task_scheduler.settings import MAX_RULE_PREFIX_LENGTH
-from task_scheduler.timing import MAX_EARLY_ARRIVAL
+from task_scheduler.timing import MAX_IN_PLACE_WAIT
 from task_scheduler.triggers import rule_name
 from tests.template.linters import cfn_lint, sam_validate_lint
 
@@ -116,7 +115,11 @@ def test_iam_is_least_privilege(function: str, backend: str) -> None:
             }
         elif any(a.startswith("scheduler:") for a in actions):
             assert statement["Resource"] == {"Fn::Sub": SCHEDULE_ARN}
-            assert set(actions) <= {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"}
+            assert set(actions) <= {
+                "scheduler:CreateSchedule",
+                "scheduler:UpdateSchedule",
+                "scheduler:DeleteSchedule",
+            }
         elif any(a.startswith("iam:") for a in actions):
             assert actions == ["iam:PassRole"]
             assert statement["Resource"] == {"Fn::GetAtt": ["TaskScheduleRole", "Arn"]}
@@ -128,33 +131,34 @@ def test_iam_is_least_privilege(function: str, backend: str) -> None:
             assert statement["Resource"] == {"Ref": "WebhookSigningSecret"}
         elif any(a.startswith("sqs:") for a in actions):
             assert actions == ["sqs:SendMessage"]
-            assert statement["Resource"] == [
-                {"Fn::GetAtt": ["RetryQueue", "Arn"]},
-                {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
-            ]
+            retry = {"Fn::GetAtt": ["RetryQueue", "Arn"]}
+            dead_letters = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+            # The API function queues near occurrences; only the execute side dead-letters.
+            expected = retry if function == "ScheduleTaskFunction" else [retry, dead_letters]
+            assert statement["Resource"] == expected
         else:
-            assert actions == ["lambda:InvokeFunction"]
-            assert statement["Resource"] == {"Fn::GetAtt": ["ExecuteTaskFunction", "Arn"]}
+            raise AssertionError(f"an unexpected statement: {statement}")
 
 
-def test_the_execute_side_can_rearm_its_own_rules_but_never_point_one_at_anything(
+def test_the_execute_side_arms_and_removes_only_its_own_rules_and_invokes_nothing(
     template: dict,
 ) -> None:
-    # It moves a zoned cron task's one-shot rule on to the next occurrence (PutRule on the
-    # stack's own rule names only); a rule's target is set once, by the API side.
+    # It arms a recurring task's next occurrence (rule and target, on the stack's own rule
+    # names only) and removes a finished task's rule; no function invokes another directly.
     statements = _statements(template, "ExecuteTaskFunction")
     events = [s for s in statements if any(a.startswith("events:") for a in s["Action"])]
     assert len(events) == 1
     assert events[0]["Resource"] == {"Fn::Sub": RULE_ARN}
     assert set(events[0]["Action"]) == {
         "events:PutRule",
+        "events:PutTargets",
         "events:RemoveTargets",
         "events:DeleteRule",
         "events:DescribeRule",
     }
-    actions = {a for s in statements for a in s["Action"]}
-    assert "events:PutTargets" not in actions
-    assert not {a for a in actions if a.startswith("lambda:")}
+    for function in ("ScheduleTaskFunction", "ExecuteTaskFunction"):
+        actions = {a for s in _statements(template, function) for a in s["Action"]}
+        assert not {a for a in actions if a.startswith("lambda:")}
 
 
 def test_tasks_table_is_safe_by_default(template: dict) -> None:
@@ -193,9 +197,9 @@ def test_rule_prefix_parameter_fits_the_rule_name_limit(template: dict) -> None:
     assert len(template["Parameters"]["RuleNamePrefix"]["Default"]) <= MAX_RULE_PREFIX_LENGTH
 
 
-def test_execute_timeout_covers_the_early_wait_and_the_slowest_webhook(template: dict) -> None:
+def test_execute_timeout_covers_the_in_place_wait_and_the_slowest_webhook(template: dict) -> None:
     timeout = _function(template, "ExecuteTaskFunction")["Timeout"]
-    needed = MAX_EARLY_ARRIVAL.total_seconds() + PENDING_GRACE.total_seconds() + MAX_TIMEOUT_SECONDS
+    needed = MAX_IN_PLACE_WAIT.total_seconds() + MAX_TIMEOUT_SECONDS
     assert timeout >= needed + 5
 
 

@@ -116,8 +116,10 @@ def test_the_functions_settings_load_from_what_the_template_gives_them(
 
     template = deployed[backend]
     api = ApiSettings.from_env(as_lambda_sees(_variables(template, "ScheduleTaskFunction")))
+    # Lambda's own variables come on top of the template's.
+    lambda_sets = {"AWS_LAMBDA_FUNCTION_NAME": "task-scheduler-ExecuteTaskFunction-AbC123"}
     executor = ExecutorSettings.from_env(
-        as_lambda_sees(_variables(template, "ExecuteTaskFunction"))
+        {**as_lambda_sees(_variables(template, "ExecuteTaskFunction")), **lambda_sets}
     )
     assert api.trigger_backend == executor.trigger_backend == backend
 
@@ -161,6 +163,7 @@ def test_rules_keeps_the_rule_rights_and_the_invoke_permission_of_the_original_d
         "Effect": "Allow",
         "Action": [
             "events:PutRule",
+            "events:PutTargets",
             "events:RemoveTargets",
             "events:DeleteRule",
             "events:DescribeRule",
@@ -240,13 +243,20 @@ def test_the_schedules_role_only_invokes_the_execute_function_and_dead_letters(
     ]
 
 
-def test_with_scheduler_the_api_function_arms_schedules_and_passes_only_their_role(
-    deployed: dict[str, dict[str, Any]],
+@pytest.mark.parametrize("function", ["ScheduleTaskFunction", "ExecuteTaskFunction"])
+def test_with_scheduler_both_functions_arm_schedules_and_pass_only_their_role(
+    deployed: dict[str, dict[str, Any]], function: str
 ) -> None:
+    # The API function arms a task's first occurrence, the execute function a recurring task's
+    # next ones (a fired schedule not deleted yet is moved on: UpdateSchedule).
     template = deployed["scheduler"]
-    statements = _function_statements(template, "ScheduleTaskFunction")
+    statements = _function_statements(template, function)
     schedules = statements["TaskSchedules"]
-    assert set(_actions(schedules)) == {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"}
+    assert set(_actions(schedules)) == {
+        "scheduler:CreateSchedule",
+        "scheduler:UpdateSchedule",
+        "scheduler:DeleteSchedule",
+    }
     assert schedules["Resource"] == {"Fn::Sub": SCHEDULE_ARN}
     assert statements["PassScheduleRole"] == {
         "Sid": "PassScheduleRole",
@@ -255,26 +265,9 @@ def test_with_scheduler_the_api_function_arms_schedules_and_passes_only_their_ro
         "Resource": {"Fn::GetAtt": ["TaskScheduleRole", "Arn"]},
         "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
     }
-    # Imminent tasks are still dispatched directly.
-    dispatch = statements["DispatchImminentTasks"]
-    assert (_actions(dispatch), dispatch["Resource"]) == (
-        ["lambda:InvokeFunction"],
-        EXECUTE_FUNCTION_ARN,
-    )
-    assert not {a for a in _function_actions(template, "ScheduleTaskFunction") if "events:" in a}
-
-
-def test_with_scheduler_the_execute_function_only_deletes_its_stacks_schedules(
-    deployed: dict[str, dict[str, Any]],
-) -> None:
-    template = deployed["scheduler"]
-    statements = _function_statements(template, "ExecuteTaskFunction")
-    schedules = statements["TaskSchedules"]
-    assert _actions(schedules) == ["scheduler:DeleteSchedule"]
-    assert schedules["Resource"] == {"Fn::Sub": SCHEDULE_ARN}
-    actions = _function_actions(template, "ExecuteTaskFunction")
-    assert not {a for a in actions if a.split(":")[0] in ("events", "iam", "lambda")}
-    assert {a for a in actions if a.startswith("scheduler:")} == {"scheduler:DeleteSchedule"}
+    actions = _function_actions(template, function)
+    assert not {a for a in actions if a.split(":")[0] in ("events", "lambda")}
+    assert {a for a in actions if a.startswith("iam:")} == {"iam:PassRole"}
 
 
 def test_with_scheduler_the_functions_are_told_the_group_role_and_dead_letter_queue(
@@ -289,8 +282,13 @@ def test_with_scheduler_the_functions_are_told_the_group_role_and_dead_letter_qu
     }
     assert api["EXECUTE_FUNCTION_ARN"] == EXECUTE_FUNCTION_ARN
     execute = _variables(template, "ExecuteTaskFunction")
-    assert execute["SCHEDULE_GROUP_NAME"] == {"Ref": "TaskScheduleGroup"}
-    assert not {"SCHEDULER_ROLE_ARN", "DEAD_LETTER_QUEUE_ARN"} & set(execute)
+    assert {name: execute[name] for name in SCHEDULER_VARIABLES} == {
+        name: api[name] for name in SCHEDULER_VARIABLES
+    }
+    # It names itself as the schedules' target: the stack's ARN prefix and Lambda's name for it.
+    assert execute["FUNCTION_ARN_PREFIX"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+    }
 
 
 def test_a_stack_cannot_touch_the_schedules_of_any_other_group(

@@ -164,7 +164,10 @@ def test_disarm_of_a_trigger_already_gone_is_not_an_error(rules, events, calls, 
 
 @pytest.mark.parametrize(
     ("operation", "what"),
-    [("remove_targets", "remove the task's rule target"), ("delete_rule", "delete the task's rule")],
+    [
+        ("remove_targets", "remove the task's rule target"),
+        ("delete_rule", "delete the task's rule"),
+    ],
 )
 def test_disarm_failing_otherwise_is_a_dependency_failure(rules, events, operation, what):
     events.fail[operation] = client_error("InternalException", operation)
