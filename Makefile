@@ -84,9 +84,10 @@ $(BENCH_STAMP): requirements/runtime.txt requirements/dev.txt
 	touch $(BENCH_STAMP)
 
 .PHONY: bench
-bench: $(STAMP) $(BENCH_STAMP) ## Print the benchmarks' figures (cold-start imports; AWS calls per task; 200-task local burst; 10,000 pending tasks)
+bench: $(STAMP) $(BENCH_STAMP) ## Print the benchmarks' figures (cold-start imports; AWS calls per task; start precision; 200-task local burst; 10,000 pending tasks)
 	$(BENCH_VENV)/bin/python bench/import_cost.py
 	$(BIN)/python bench/aws_calls.py
+	$(BIN)/python bench/precision.py
 	$(BIN)/python bench/local_burst.py
 	$(BIN)/python bench/local_capacity.py
 
