@@ -144,6 +144,14 @@ class Executor:
                 "event for another occurrence than the task's; ignoring it",
                 extra={"due": occurrence, "next_run_at": current.next_run_at},
             )
+            if (
+                current.run_attempts
+                and current.next_run_at
+                and current.next_run_at > (occurrence or "")
+            ):
+                # An attempt's retry, recorded by an invocation that failed before queueing it
+                # (this is that invocation's event again): queue it. A duplicate is refused.
+                self._retries.arm_at(task_id, parse_stored_utc(current.next_run_at), now)
             return RunReport(RunOutcome.NOT_DUE)
         logger.info("task is not scheduled; nothing to run", extra={"status": current.status.value})
         if current.status.finished:

@@ -74,13 +74,19 @@ class Scheduler:
         )
         _refuse_if_it_could_outgrow_storage(task)
         task_id = task.task_id
-        trigger = self._triggers.arm(task_id, schedule.first_run_at, self._clock.now())
+        try:
+            trigger = self._triggers.arm(task_id, schedule.first_run_at, self._clock.now())
+        except DependencyFailure:
+            # Half-done or answered too late (a rule created, its answer lost): remove it.
+            self._disarm_quietly(task_id, None, "undo")
+            raise
         task = task.with_changes(trigger=trigger)
         try:
             self._store.create(task)
         except DependencyFailure:
-            if not self._is_stored(task_id):
-                self._undo(task_id, trigger)
+            stored = self._is_stored(task_id)
+            if stored is not True:
+                self._undo(task_id, trigger, row_may_exist=stored is None)
                 raise
             # The write was applied and only its answers were lost: the task is scheduled.
         logger.info(
@@ -121,37 +127,38 @@ class Scheduler:
         if task.status is not TaskStatus.CANCELLED:
             why = "it has finished" if task.status.finished else f"it is {task.status.value}"
             raise TaskConflict(f"Task {quote(task_id)} cannot be cancelled: {why}.")
-        # A repeat removes the trigger again too, in case the first removal failed.
-        self._disarm_cancelled(task_id, task.trigger)
+        # A repeat removes the trigger again too, in case the first removal failed. Should it
+        # fail, the task is cancelled all the same: its trigger finds it cancelled, runs nothing
+        # and removes itself. So the answer is 200.
+        self._disarm_quietly(task_id, task.trigger, "cancel")
         logger.info("task cancelled", extra={"task_id": task_id})
         return task
 
-    def _disarm_cancelled(self, task_id: str, trigger: TriggerKind | None) -> None:
-        try:
-            self._triggers.disarm(task_id, trigger)
-        except DependencyFailure:
-            # The task is cancelled all the same: should its trigger fire, the execute function
-            # finds it cancelled, runs nothing and removes the trigger itself. So the answer is 200.
-            logger.exception("cancel: could not remove the trigger", extra={"task_id": task_id})
-
-    def _is_stored(self, task_id: str) -> bool:
-        """Reads back a write whose outcome is unknown; False when it cannot even be read."""
+    def _is_stored(self, task_id: str) -> bool | None:
+        """Reads back a write whose outcome is unknown; None when it cannot even be read."""
         try:
             return self._store.get(task_id) is not None
         except DependencyFailure:
-            return False
+            return None
 
-    def _undo(self, task_id: str, trigger: TriggerKind) -> None:
-        """Removes the trigger and the row (a write reported failed may have landed), each step
-        on its own so one failing does not skip the other."""
-        try:
-            self._triggers.disarm(task_id, trigger)
-        except DependencyFailure:
-            logger.exception("undo: could not remove the trigger", extra={"task_id": task_id})
+    def _undo(self, task_id: str, trigger: TriggerKind, *, row_may_exist: bool) -> None:
+        """Removes the row (a write reported failed may have landed), then the trigger. Should a
+        row that may exist stay, so does its trigger: a task left `scheduled` is never left
+        without one (it runs, although its client was answered 503)."""
         try:
             self._store.delete_unacknowledged(task_id)
         except DependencyFailure:
             logger.exception("undo: could not remove the row", extra={"task_id": task_id})
+            if row_may_exist:
+                return
+        self._disarm_quietly(task_id, trigger, "undo")
+
+    def _disarm_quietly(self, task_id: str, trigger: TriggerKind | None, why: str) -> None:
+        try:
+            self._triggers.disarm(task_id, trigger)
+        except DependencyFailure:
+            # Left behind, it finds no task when it fires, does nothing and removes itself.
+            logger.exception(f"{why}: could not remove the trigger", extra={"task_id": task_id})
 
 
 def _refuse_if_it_could_outgrow_storage(task: Task) -> None:

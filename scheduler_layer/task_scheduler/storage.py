@@ -43,6 +43,7 @@ def _names(update: str) -> dict[str, str]:
 
 
 def _claim_token(item: dict[str, Any]) -> str | None:
+    """The token of the last claim or write while running (each stamps a fresh one)."""
     return plain(item).get("claim_token")
 
 
@@ -225,22 +226,32 @@ class TaskStore:
     def _write_while_running(
         self, task_id: str, what: str, update: str, values: dict[str, Any], now: datetime
     ) -> bool:
+        """A write conditional on `running` (`update` begins with SET). It also stamps a fresh
+        token, so that an SDK retry refused because the first try had landed (its answer lost) is
+        known for ours."""
+        assert update.startswith("SET ")
+        token = str(uuid.uuid4())
         try:
-            return self._write(
+            self._call(
                 what,
                 self._client.update_item,
+                TableName=self._table,
                 Key=key(task_id),
-                UpdateExpression=update,
+                UpdateExpression=update.replace("SET ", "SET claim_token = :token, ", 1),
                 ConditionExpression="#status = :running",
                 ExpressionAttributeNames=_names(update),
-                ExpressionAttributeValues=attributes(values),
+                ExpressionAttributeValues=attributes({**values, ":token": token}),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except DependencyFailure as failure:
+            if failure.code == aws.CONDITION_FAILED:
+                return failure.item is not None and _claim_token(failure.item) == token
             if failure.code != aws.VALIDATION or not self._outgrew_the_item_limit(task_id):
                 raise
             raise self._end_oversized(
                 task_id, what, "#status = :running", {":running": values[":running"]}, now
             ) from failure
+        return True
 
     def _outgrew_the_item_limit(self, task_id: str) -> bool:
         return oversized_tasks.outgrew_the_item_limit(self._read_item(task_id))

@@ -1,15 +1,21 @@
 """Fault injection: AWS calls failing at each step of scheduling and of running a task.
 
 Faults are injected through botocore's public event hooks on the very clients the handler modules
-hold (`handlers.schedule.clients.dynamodb`, `handlers.execute.clients.sqs`, ...: the clients
+hold (`handlers.schedule.clients.sqs`, `handlers.execute.clients.dynamodb`, ...: the clients
 each handler module builds its objects from); the scheduler's own code is not patched. What must
-hold (contract sections 2 and 5):
+hold (contract sections 2, 4 and 5):
 
-- scheduling: a failing call answers 503 with a JSON `message` and leaves nothing a client can see
-  (no rule, no `scheduled` row; a `pending` row only when the undo's own DeleteItem failed too);
-- running: the faulted invocation either fails (so Lambda, or SQS, delivers it again) or records
-  the outcome; delivering it again ends in a consistent state; a receiver gets at most one
-  successful delivery; and a task is never left `scheduled` with nothing to run it.
+- scheduling (arm first, then store the task `scheduled`): a failing call answers 503 with a JSON
+  `message` and leaves nothing a client can see: no row, no rule with a target; a queued message
+  cannot be taken back, so it finds no task, looks again for a few seconds and is dropped;
+- running: the faulted invocation either fails (so SQS, or Lambda for a rule's event, delivers it
+  again) or settles the occurrence; delivering it again ends in a consistent state; a receiver
+  gets at most one successful delivery per occurrence; and a task is never left `scheduled` with
+  nothing to run it.
+
+The execute side runs on a fake clock (`ExecuteSide`): the execute function's own objects, built
+by `wiring` from its settings and clients (so the faults apply), with SQS and Lambda played
+around them. No test waits for a minute to come, nor for a message's delay.
 
 What botocore does with each kind of fault (checked by the first test below):
 
@@ -32,10 +38,11 @@ AWS calls in that thread, one at a time.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,11 +54,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from task_scheduler import wiring
 from task_scheduler.aws import client as scheduler_client
 from task_scheduler.errors import DependencyFailure
-from task_scheduler.model import INTERRUPTED_AFTER
-from task_scheduler.timing import format_utc, parse_stored_utc
+from task_scheduler.execute_events import parse_execute_event
+from task_scheduler.timing import format_utc, parse_stored_utc, trigger_minute
 from tests.integration.conftest import (
+    REGION,
     RULE_PREFIX,
     TABLE_NAME,
     Aws,
@@ -60,13 +69,9 @@ from tests.integration.conftest import (
     context,
     sqs_event,
 )
-from tests.support.lambda_runtime import ROOT, load_handler_module
+from tests.support.fakes import FakeClock
 from tests.support.receiver import Answer, Receiver
-from tests.support.timing import (
-    earliest_rule_minute,
-    seconds_from_now,
-    wait_until_its_rule_could_fire,
-)
+from tests.support.timing import beyond_the_queue, seconds_from_now
 
 # -- the injector -------------------------------------------------------------------------------
 
@@ -211,18 +216,25 @@ def test_the_hooks_fire_once_per_call_and_once_per_attempt(aws: Aws) -> None:
 
 # -- shared helpers -----------------------------------------------------------------------------
 
-RAISED = "raised"  # the invocation failed: Lambda retries an asynchronous event
-BATCH_FAILURE = "batch_failure"  # the SQS record was reported failed: SQS delivers it again
-QUEUE_OK = "ok"  # the SQS record was processed (the event source deletes it)
+RAISED = "raised"  # the invocation failed: SQS (or Lambda, for a rule's event) delivers it again
 FINISHED = ("completed", "failed", "cancelled")
+# Not a kind of its own: ANSWER_LOST on the first attempt only, so that the SDK's retry of a
+# conditional write meets the write it already made.
+ANSWER_LOST_ONCE = "answer_lost_once"
+REFUSED_KINDS = (THROTTLE, SERVER_ERROR, UNREACHABLE)  # the call changed nothing
+
+# When a failed invocation is delivered again: SQS, after the queue's visibility timeout (720 s
+# in template.yaml); Lambda, for a rule's asynchronous event, after about a minute.
+QUEUE_REDELIVERY = timedelta(seconds=720)
+EVENT_REDELIVERY = timedelta(seconds=60)
+# EventBridge fires a rule at some second of its minute.
+RULE_FIRES_AT = timedelta(seconds=30)
 
 
-def _body(
-    receiver: Receiver, run_at: str, max_attempts: int | None = None, path: str = "/hook"
-) -> dict[str, Any]:
+def _body(receiver: Receiver, run_at: str, max_attempts: int | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "action": "webhook",
-        "payload": {"url": f"{receiver.url}{path}", "data": {"msg": "fault"}},
+        "payload": {"url": f"{receiver.url}/hook", "data": {"msg": "fault"}},
         "run_at": run_at,
     }
     if max_attempts is not None:
@@ -230,18 +242,10 @@ def _body(
     return body
 
 
-def _schedule(
-    handlers: Handlers, receiver: Receiver, run_at: str, max_attempts: int | None = None, **kw: Any
-) -> str:
-    response = handlers.api("POST", "/schedule-task", _body(receiver, run_at, max_attempts, **kw))
+def _schedule(handlers: Handlers, body: dict[str, Any]) -> dict[str, Any]:
+    response = handlers.api("POST", "/schedule-task", body)
     assert response["statusCode"] == 201, response["body"]
-    return body_of(response)["task_id"]
-
-
-def _soon() -> str:
-    """A run_at a second or so ahead (dispatched directly). Times are stored in whole seconds, cut
-    down: 1.5 s leaves half a second for the request to arrive while it is still in the future."""
-    return seconds_from_now(1.5)
+    return body_of(response)
 
 
 def _rows(aws: Aws) -> list[dict[str, Any]]:
@@ -264,9 +268,18 @@ def _rule_targets(aws: Aws, name: str) -> list[dict[str, Any]] | None:
     return aws.events.list_targets_by_rule(Rule=name)["Targets"]
 
 
+def _rule_events(aws: Aws, task_id: str) -> list[dict[str, Any]]:
+    """What the task's rule, if any, invokes the execute function with."""
+    return [json.loads(t["Input"]) for t in _rule_targets(aws, _rule(task_id)) or []]
+
+
 def _queued(aws: Aws, task_id: str) -> list[dict[str, Any]]:
-    """Retry-queue messages for the task: delayed, visible or in flight."""
-    return [m for m in aws.queue_messages(aws.retry_queue_url) if m["body"] == {"task_id": task_id}]
+    """Retry-queue message bodies for the task: delayed, visible or in flight."""
+    return [
+        m["body"]
+        for m in aws.queue_messages(aws.retry_queue_url)
+        if m["body"].get("task_id") == task_id
+    ]
 
 
 def _dead_letters(aws: Aws, task_id: str) -> list[dict[str, Any]]:
@@ -277,17 +290,10 @@ def _dead_letters(aws: Aws, task_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _ways_to_run(aws: Aws, task_id: str) -> set[str]:
-    """What will make the task progress without a client: its end state, an armed rule, a
-    message in the retry queue."""
-    ways = set()
-    if _status(aws, task_id) in FINISHED:
-        ways.add("finished")
-    if _rule_targets(aws, _rule(task_id)):
-        ways.add("rule")
-    if _queued(aws, task_id):
-        ways.add("queued")
-    return ways
+def _moto_queue(url: str) -> Any:
+    from moto.sqs.models import sqs_backends
+
+    return sqs_backends["123456789012"][REGION].queues[url.rsplit("/", 1)[1]]
 
 
 def _assert_503(response: dict[str, Any]) -> None:
@@ -297,192 +303,401 @@ def _assert_503(response: dict[str, Any]) -> None:
     assert body["message"]
 
 
-def _invoke_direct(handlers: Handlers, task_id: str) -> str:
-    """The event a rule or a direct dispatch delivers; a raise is what Lambda retries."""
-    try:
-        return handlers.run(task_id)["outcome"]
-    except DependencyFailure:
-        return RAISED
+def _assert_successes(receiver: Receiver, answers: tuple[int, ...], successes: int) -> None:
+    """`successes` successful deliveries (the receiver answered `answers` in order, the last one
+    repeating), each of its own occurrence: a `webhook-id` is one occurrence's run."""
+    answered = [answers[min(i, len(answers) - 1)] for i in range(len(receiver.requests))]
+    delivered = [
+        request.headers["webhook-id"]
+        for request, status in zip(receiver.requests, answered, strict=True)
+        if 200 <= status < 300
+    ]
+    assert len(delivered) == len(set(delivered)), "an occurrence was delivered successfully twice"
+    assert len(delivered) == successes
 
 
-def _receive(aws: Aws, task_id: str, timeout: float = 10) -> dict[str, Any] | None:
-    """The next retry message for the task once SQS releases it (its delay over)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        # One at a time: a received message stays in flight (invisible) until it is deleted.
-        for message in aws.sqs.receive_message(
-            QueueUrl=aws.retry_queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=1
-        ).get("Messages", []):
-            assert json.loads(message["Body"]) == {"task_id": task_id}
-            return message
-    return None
+@dataclass(order=True)
+class _Delivery:
+    at: datetime
+    order: int
+    event: dict[str, Any] = field(compare=False)
+    message: Any = field(compare=False)  # moto's message; None for a rule's event
+    again: bool = field(default=False, compare=False)  # a failed invocation's, delivered again
 
 
-def _invoke_queued(handlers: Handlers, aws: Aws, message: dict[str, Any]) -> str:
-    """Plays the SQS event source: one record; deleted unless reported as failed."""
-    result = handlers.execute.lambda_handler(sqs_event(message), context())
-    failures = result["batchItemFailures"]
-    if failures:
-        assert failures == [{"itemIdentifier": message["MessageId"]}]
-        return BATCH_FAILURE
-    aws.sqs.delete_message(QueueUrl=aws.retry_queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return QUEUE_OK
+class ExecuteSide:
+    """The execute function for one task, on a fake clock, with SQS and Lambda around it.
+
+    Its objects are the handler's own (built by `wiring` from the handler module's settings and
+    clients, so the faults apply), on a `FakeClock`. SQS is played from moto's queue: a message
+    is delivered once its delay has passed on that clock, and removed once an invocation has
+    processed it; a failed invocation is delivered again (`QUEUE_REDELIVERY`, or
+    `EVENT_REDELIVERY` for a rule's event). After every invocation it checks that a `scheduled`
+    task has something on its way for its next occurrence."""
+
+    def __init__(self, handlers: Handlers, aws: Aws, task_id: str) -> None:
+        execute = handlers.execute
+        self.clock = FakeClock(datetime.now(UTC))
+        self._executor = wiring.executor(execute.settings, execute.clients, clock=self.clock)
+        self._aws = aws
+        self._task_id = task_id
+        self._queue = _moto_queue(aws.retry_queue_url)
+        self._agenda: list[_Delivery] = []
+        self._seen: set[str] = set()
+        self._order = itertools.count()
+        self.outcomes: list[str] = []
+        self._collect()
+
+    def fire(self, event: dict[str, Any], at: datetime) -> None:
+        """A rule's event, invoked by EventBridge at `at`."""
+        self._agenda.append(_Delivery(at, next(self._order), event, None))
+
+    def fire_rule(self) -> None:
+        """The task's rule, if it has a target, fires in its minute."""
+        for event in _rule_events(self._aws, self._task_id):
+            self.fire(event, trigger_minute(parse_stored_utc(event["due"])) + RULE_FIRES_AT)
+
+    def play(self, until: datetime | None = None) -> list[str]:
+        """Delivers what comes, in order, until nothing is left or what comes next is for an
+        occurrence at `until` or later; returns every outcome so far."""
+        while self._agenda:
+            delivery = min(self._agenda)
+            due = delivery.event.get("due")
+            if until is not None and due is not None and parse_stored_utc(due) >= until:
+                break
+            self._agenda.remove(delivery)
+            self.clock.current = max(self.clock.current, delivery.at)
+            outcome = self._invoke(delivery.event)
+            self.outcomes.append(outcome)
+            if outcome == RAISED:
+                again = QUEUE_REDELIVERY if delivery.message else EVENT_REDELIVERY
+                self._agenda.append(
+                    _Delivery(
+                        self.clock.current + again,
+                        next(self._order),
+                        delivery.event,
+                        delivery.message,
+                        again=True,
+                    )
+                )
+            elif delivery.message is not None:
+                self._queue._messages.remove(delivery.message)  # the event source deletes it
+            self._collect()
+            self.assert_never_stranded()
+            assert len(self.outcomes) < 200, "deliveries never end"
+        return self.outcomes
+
+    def armed_for(self) -> set[str]:
+        """The occurrences something is on its way for: queued, to be delivered again, or in the
+        event of the task's rule."""
+        dues = {d.event.get("due") for d in self._agenda}
+        return dues | {event.get("due") for event in _rule_events(self._aws, self._task_id)}
+
+    def assert_never_stranded(self) -> None:
+        """A `scheduled` task has something on its way for its next occurrence, or, waiting for a
+        retry, a failed invocation delivered again (which queues the retry it recorded)."""
+        item = self._aws.item(self._task_id)
+        if item and item["status"]["S"] == "scheduled":
+            next_run_at = item["next_run_at"]["S"]
+            retrying = int(item.get("run_attempts", {"N": "0"})["N"]) > 0
+            redelivering = any(delivery.again for delivery in self._agenda)
+            assert next_run_at in self.armed_for() or (retrying and redelivering), (
+                f"the task is scheduled for {next_run_at} with nothing to run it"
+            )
+
+    def _invoke(self, event: dict[str, Any]) -> str:
+        execute_event = parse_execute_event(event)
+        assert execute_event is not None
+        try:
+            return self._executor.run(execute_event).outcome.value
+        except DependencyFailure:
+            return RAISED
+
+    def _collect(self) -> None:
+        """New messages for the task, sent during the last invocation (on its clock)."""
+        for message in list(self._queue._messages):
+            body = json.loads(message.body)
+            if message.id in self._seen or body.get("task_id") != self._task_id:
+                continue
+            self._seen.add(message.id)
+            delay_ms = (
+                message.delayed_until - message.sent_timestamp if message.delayed_until else 0
+            )
+            at = self.clock.current + timedelta(milliseconds=delay_ms)
+            self._agenda.append(_Delivery(at, next(self._order), body, message))
 
 
-def _drain(handlers: Handlers, aws: Aws, task_id: str, timeout: float = 8) -> None:
-    """Delivers the task's retry messages as SQS releases them, while any is left."""
-    while _queued(aws, task_id):
-        message = _receive(aws, task_id, timeout)
-        assert message is not None, "a retry message was never released"
-        assert _invoke_queued(handlers, aws, message) == QUEUE_OK
+@dataclass(frozen=True)
+class Call:
+    """Calls to fault: the `calls`th of the operation on the client, counted from when the fault
+    is set; `kind` None is the test's kind."""
+
+    client: str
+    operation: str
+    calls: tuple[int, ...] = (1,)
+    kind: str | None = None
 
 
-def _reconcile() -> None:
-    """One run of the reconcile function (every 5 minutes in the stack)."""
-    load_handler_module(ROOT / "reconcile_task").lambda_handler({}, context())
+def _inject(clients: dict[str, Any], calls: tuple[Call, ...], kind: str) -> list[Fault]:
+    faults = []
+    for call in calls:
+        chosen = call.kind or kind
+        attempts = 1 if chosen == ANSWER_LOST_ONCE else None
+        chosen = ANSWER_LOST if chosen == ANSWER_LOST_ONCE else chosen
+        client_name, when = call.client, None
+        if client_name.endswith("_sqs"):  # one SQS client serves both queues
+            url = clients[client_name]
+            client_name, when = "sqs", lambda params, url=url: params.get("QueueUrl") == url
+        faults.append(
+            Fault(
+                clients[client_name],
+                call.operation,
+                kind=chosen,
+                calls=call.calls,
+                attempts=attempts,
+                when=when,
+            )
+        )
+    return faults
 
 
-def _recover_interrupted(handlers: Handlers, aws: Aws, task_id: str) -> None:
-    """What happens to a task left `running` once INTERRUPTED_AFTER has passed. The clock is moved
-    by back-dating the row's times (the only thing a test changes directly); the reconciler then
-    finds it and hands it to the execute function, which records the interrupted run."""
-    item = aws.item(task_id)
-    assert item is not None
-    earlier = INTERRUPTED_AFTER + timedelta(minutes=5)
-    aws.dynamodb.update_item(
-        TableName=TABLE_NAME,
-        Key={"task_id": {"S": task_id}},
-        UpdateExpression="SET updated_at = :updated, next_run_at = :next",
-        ExpressionAttributeValues={
-            ":updated": {"S": format_utc(parse_stored_utc(item["updated_at"]["S"]) - earlier)},
-            ":next": {"S": format_utc(parse_stored_utc(item["next_run_at"]["S"]) - earlier)},
-        },
-    )
-    _reconcile()
-    assert _queued(aws, task_id), "the reconciler did not hand the interrupted task back"
-    _drain(handlers, aws, task_id)
-
-
-def _statuses_answered(answers: tuple[int, ...], count: int) -> list[int]:
-    """What the receiver answered to its first `count` requests (the last answer repeats)."""
-    return [answers[min(i, len(answers) - 1)] for i in range(count)]
+def _remove(faults: list[Fault]) -> None:
+    for fault in faults:
+        fault.remove()
 
 
 # -- 1. scheduling ------------------------------------------------------------------------------
 
 
-def _schedule_client(handlers: Handlers, name: str) -> Any:
+def _api_clients(handlers: Handlers) -> dict[str, Any]:
     clients = handlers.schedule.clients
-    return {"dynamodb": clients.dynamodb, "events": clients.events, "lambda": clients.lambda_}[name]
+    return {"dynamodb": clients.dynamodb, "events": clients.events, "sqs": clients.sqs}
+
+
+class NewTaskIds:
+    """Spies on the first call of either way of scheduling (the task's message, its rule), to
+    learn the new task's id when no row says it. Set before the faults: a fault raising first
+    would hide the call from it."""
+
+    def __init__(self, handlers: Handlers) -> None:
+        clients = handlers.schedule.clients
+        self._sent = Fault(clients.sqs, "SendMessage", calls=())
+        self._ruled = Fault(clients.events, "PutRule", calls=())
+
+    def only(self) -> str:
+        ids = {json.loads(p["MessageBody"])["task_id"] for p in self._sent.params}
+        ids |= {p["Name"].removeprefix(f"{RULE_PREFIX}-") for p in self._ruled.params}
+        (task_id,) = ids
+        self._sent.remove()
+        self._ruled.remove()
+        return task_id
+
+
+def _run_at(trigger: str) -> str:
+    """Near: straight into the queue; far: a rule."""
+    if trigger == "near":
+        return seconds_from_now(2)
+    return format_utc(beyond_the_queue())
 
 
 @dataclass(frozen=True)
-class Site:
-    client: str
-    operation: str
-    imminent: bool  # run_at seconds away: a direct dispatch instead of a rule
+class ApiSite:
+    """A call of Scheduler.schedule failing (the last of `calls`, with the test's kind; those
+    before it fail as they say, to reach it)."""
 
-    def run_at(self) -> str:
-        return seconds_from_now(2) if self.imminent else seconds_from_now(3600)
+    trigger: str  # "near": a queued message; "far": a rule
+    calls: tuple[Call, ...]
+    # The undo's own EventBridge call failed: its rule may stay, without a target (it can never
+    # run anything), since EventBridge did not let it go.
+    targetless_rule_may_stay: bool = False
 
 
-# Every AWS call Scheduler.schedule makes, in order, for both kinds of trigger.
-SCHEDULE_SITES = {
-    "rule-PutItem": Site("dynamodb", "PutItem", imminent=False),
-    "rule-PutRule": Site("events", "PutRule", imminent=False),
-    "rule-PutTargets": Site("events", "PutTargets", imminent=False),
-    "rule-UpdateItem": Site("dynamodb", "UpdateItem", imminent=False),
-    "direct-PutItem": Site("dynamodb", "PutItem", imminent=True),
-    "direct-Invoke": Site("lambda", "Invoke", imminent=True),
-    "direct-UpdateItem": Site("dynamodb", "UpdateItem", imminent=True),
+# Arm first (SendMessage for a near task; PutRule, PutTargets for a far one), then PutItem; a
+# failed PutItem is read back (GetItem), and if not found undone: the rule removed
+# (RemoveTargets, DeleteRule) and the row deleted (DeleteItem, conditional).
+_NOT_STORED = Call("dynamodb", "PutItem", kind=THROTTLE)
+_STORED_UNANSWERED = Call("dynamodb", "PutItem", kind=ANSWER_LOST)
+
+
+API_SITES = {
+    "near-SendMessage": ApiSite("near", (Call("sqs", "SendMessage"),)),
+    "near-PutItem": ApiSite("near", (Call("dynamodb", "PutItem"),)),
+    "near-GetItem": ApiSite("near", (_STORED_UNANSWERED, Call("dynamodb", "GetItem"))),
+    "near-DeleteItem": ApiSite("near", (_NOT_STORED, Call("dynamodb", "DeleteItem"))),
+    "far-PutRule": ApiSite("far", (Call("events", "PutRule"),)),
+    "far-PutTargets": ApiSite("far", (Call("events", "PutTargets"),)),
+    "far-PutItem": ApiSite("far", (Call("dynamodb", "PutItem"),)),
+    "far-GetItem": ApiSite("far", (_STORED_UNANSWERED, Call("dynamodb", "GetItem"))),
+    "far-DeleteItem": ApiSite("far", (_NOT_STORED, Call("dynamodb", "DeleteItem"))),
+    "far-undo-RemoveTargets": ApiSite(
+        "far", (_NOT_STORED, Call("events", "RemoveTargets")), targetless_rule_may_stay=True
+    ),
+    "far-undo-DeleteRule": ApiSite(
+        "far", (_NOT_STORED, Call("events", "DeleteRule")), targetless_rule_may_stay=True
+    ),
 }
 
 
 def _failing_schedule_params() -> list[Any]:
     params = []
-    for site_id, site in SCHEDULE_SITES.items():
-        for kind in (THROTTLE, SERVER_ERROR, UNREACHABLE, ANSWER_LOST):
-            if (site.operation, kind) == ("UpdateItem", ANSWER_LOST):
+    for site_id, site in API_SITES.items():
+        for kind in (*REFUSED_KINDS, ANSWER_LOST):
+            if site.calls[-1] == Call("dynamodb", "PutItem") and kind == ANSWER_LOST:
                 continue  # the write landed: read back, it is a success (test below)
             params.append(pytest.param(site, kind, id=f"{site_id}-{kind}"))
     return params
 
 
+def _assert_nothing_runs(handlers: Handlers, aws: Aws, receiver: Receiver, task_id: str) -> None:
+    """Whatever was armed for a task that was never stored fires, finds no task, looks again for
+    a few seconds, and does nothing; a rule removes itself then."""
+    side = ExecuteSide(handlers, aws, task_id)
+    side.fire_rule()
+    outcomes = side.play()
+    assert set(outcomes) <= {"waiting", "unknown_task"}, outcomes
+    assert receiver.requests == []
+    assert _queued(aws, task_id) == []
+    assert _rule_events(aws, task_id) == []
+    assert _rows(aws) == []
+
+
 @pytest.mark.parametrize(("site", "kind"), _failing_schedule_params())
 def test_a_failing_scheduling_call_answers_503_and_leaves_nothing(
-    aws: Aws, handlers: Handlers, receiver: Receiver, site: Site, kind: str
+    aws: Aws, handlers: Handlers, receiver: Receiver, site: ApiSite, kind: str
 ) -> None:
     """Every attempt of the call fails (or, for the call kinds, the call is refused outright)."""
-    store = _schedule_client(handlers, "dynamodb")
-    written = Fault(store, "PutItem", calls=())  # a spy: the new task's id
-    fault = Fault(_schedule_client(handlers, site.client), site.operation, kind=kind)
+    ids = NewTaskIds(handlers)
+    faults = _inject(_api_clients(handlers), site.calls, kind)
 
-    response = handlers.api("POST", "/schedule-task", _body(receiver, site.run_at()))
+    response = handlers.api("POST", "/schedule-task", _body(receiver, _run_at(site.trigger)))
 
-    assert fault.injected >= 1
+    assert all(fault.injected >= 1 for fault in faults), "a faulted call was never made"
+    _remove(faults)
     _assert_503(response)
-    (item,) = [p["Item"] for p in written.params]
-    task_id = item["task_id"]["S"]
-    assert aws.rule_names() == []
-    assert _rows(aws) == []
+    task_id = ids.only()
     assert handlers.api("GET", f"/tasks/{task_id}")["statusCode"] == 404
-    if site.imminent:
-        # A dispatch that went out before the failure finds no task and does nothing.
-        written.remove()
-        fault.remove()
-        assert handlers.run(task_id)["outcome"] == "unknown_task"
-        assert receiver.requests == []
+    assert _rows(aws) == []
+    if not site.targetless_rule_may_stay:
         assert aws.rule_names() == []
+    queued = 1 if site.trigger == "near" else 0
+    if site.calls[-1] == Call("sqs", "SendMessage"):
+        queued = 3 if kind == ANSWER_LOST else 0  # each attempt applied, or none
+    assert len(_queued(aws, task_id)) == queued
+    _assert_nothing_runs(handlers, aws, receiver, task_id)
+
+
+def _assert_runs_once(handlers: Handlers, aws: Aws, receiver: Receiver, task_id: str) -> None:
+    """Every message armed for the task is delivered: it runs once, the others find it done."""
+    side = ExecuteSide(handlers, aws, task_id)
+    outcomes = side.play()
+    assert outcomes[0] == "completed"
+    assert set(outcomes[1:]) <= {"not_scheduled"}
+    assert len(receiver.requests) == 1
+    assert _status(aws, task_id) == "completed"
+
+
+# The first attempt fails, before reaching AWS or applied with its answer lost; the SDK's retry
+# gets through, and a repeated write is recognised as the scheduler's own.
+ONCE_SITES = {
+    "near-SendMessage": ApiSite("near", (Call("sqs", "SendMessage"),)),
+    "near-PutItem": ApiSite("near", (Call("dynamodb", "PutItem"),)),
+    "far-PutRule": ApiSite("far", (Call("events", "PutRule"),)),
+    "far-PutTargets": ApiSite("far", (Call("events", "PutTargets"),)),
+    "far-PutItem": ApiSite("far", (Call("dynamodb", "PutItem"),)),
+}
 
 
 @pytest.mark.parametrize("kind", [UNREACHABLE, ANSWER_LOST])
-@pytest.mark.parametrize("site", SCHEDULE_SITES.values(), ids=SCHEDULE_SITES.keys())
+@pytest.mark.parametrize("site", ONCE_SITES.values(), ids=ONCE_SITES.keys())
 def test_a_scheduling_call_failing_once_is_retried_and_schedules_one_task(
-    aws: Aws, handlers: Handlers, receiver: Receiver, site: Site, kind: str
+    aws: Aws, handlers: Handlers, receiver: Receiver, site: ApiSite, kind: str
 ) -> None:
-    """The first attempt fails (before reaching AWS, or applied with its answer lost); the SDK's
-    retry gets through, and the scheduler recognises a repeated write as its own."""
-    fault = Fault(_schedule_client(handlers, site.client), site.operation, kind=kind, attempts=1)
+    (call,) = site.calls
+    fault = Fault(_api_clients(handlers)[call.client], call.operation, kind=kind, attempts=1)
 
-    response = handlers.api("POST", "/schedule-task", _body(receiver, site.run_at()))
+    run_at = _run_at(site.trigger)
+    response = handlers.api("POST", "/schedule-task", _body(receiver, run_at))
 
     assert (fault.injected, fault.attempts_seen) == (1, 2)
+    fault.remove()
     assert response["statusCode"] == 201, response["body"]
     task_id = body_of(response)["task_id"]
     assert [row["task_id"]["S"] for row in _rows(aws)] == [task_id]
     assert body_of(handlers.api("GET", f"/tasks/{task_id}"))["status"] == "scheduled"
-    if not site.imminent:
+    if site.trigger == "far":
         assert aws.rule_names() == [_rule(task_id)]
-        (target,) = _rule_targets(aws, _rule(task_id)) or []
-        assert json.loads(target["Input"]) == {"task_id": task_id}
+        assert _rule_events(aws, task_id) == [{"task_id": task_id, "due": run_at}]
+        assert _queued(aws, task_id) == []
         return
     assert aws.rule_names() == []
-    assert aws.item(task_id)["trigger"]["S"] == "direct"
-    # Lambda runs each dispatch that went out (two when the first one's answer was lost).
-    dispatches = 2 if (site.operation, kind) == ("Invoke", ANSWER_LOST) else 1
+    # Each message that went out (two when the first one's answer was lost) is delivered.
+    sent = 2 if (call.operation, kind) == ("SendMessage", ANSWER_LOST) else 1
+    assert _queued(aws, task_id) == [{"task_id": task_id, "due": run_at}] * sent
+    _assert_runs_once(handlers, aws, receiver, task_id)
+
+
+@pytest.mark.parametrize("trigger", ["near", "far"])
+def test_a_put_item_applied_but_unanswered_is_a_success(
+    aws: Aws, handlers: Handlers, receiver: Receiver, trigger: str
+) -> None:
+    """Every answer of PutItem is lost, but the write landed: read back, the task is scheduled
+    (201), armed, and runs once."""
+    (fault,) = _inject(_api_clients(handlers), (Call("dynamodb", "PutItem"),), ANSWER_LOST)
+    run_at = _run_at(trigger)
+
+    response = handlers.api("POST", "/schedule-task", _body(receiver, run_at))
+
+    assert fault.injected == 3
     fault.remove()
-    outcomes = [handlers.run(task_id)["outcome"] for _ in range(dispatches)]
-    assert outcomes == ["completed", "not_scheduled"][:dispatches]
-    assert len(receiver.requests) == 1
+    assert response["statusCode"] == 201, response["body"]
+    task_id = body_of(response)["task_id"]
+    assert body_of(handlers.api("GET", f"/tasks/{task_id}"))["status"] == "scheduled"
+    if trigger == "far":
+        assert _rule_events(aws, task_id) == [{"task_id": task_id, "due": run_at}]
+    else:
+        _assert_runs_once(handlers, aws, receiver, task_id)
 
 
-def test_undo_recovers_a_rule_whose_quiet_delete_failed(
+@pytest.mark.parametrize("trigger", ["near", "far"])
+def test_a_landed_row_the_undo_cannot_delete_keeps_its_trigger_and_runs_once(
+    aws: Aws, handlers: Handlers, receiver: Receiver, trigger: str
+) -> None:
+    """PutItem lands with every answer lost, the read-back fails, and so does the undo's
+    DeleteItem. Nothing can make the row invisible then; what must hold is that a task left
+    `scheduled` is never left without its trigger: it runs, once, on time (its client was
+    answered 503: the contract's Idempotency-Key is what makes a retry of it safe)."""
+    ids = NewTaskIds(handlers)
+    calls = (_STORED_UNANSWERED, Call("dynamodb", "GetItem"), Call("dynamodb", "DeleteItem"))
+    faults = _inject(_api_clients(handlers), calls, THROTTLE)
+
+    response = handlers.api("POST", "/schedule-task", _body(receiver, _run_at(trigger)))
+
+    _remove(faults)
+    _assert_503(response)
+    task_id = ids.only()
+    assert _status(aws, task_id) == "scheduled"
+    side = ExecuteSide(handlers, aws, task_id)
+    side.fire_rule()
+    side.assert_never_stranded()
+    side.play()
+    assert _status(aws, task_id) == "completed"
+    _assert_successes(receiver, (200,), 1)
+
+
+def test_a_rule_whose_quiet_delete_failed_once_is_removed(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:
-    """PutTargets fails; deleting the untargeted rule fails once; the undo deletes it."""
-    events = _schedule_client(handlers, "events")
-    written = Fault(_schedule_client(handlers, "dynamodb"), "PutItem", calls=())
+    """PutTargets fails; deleting the untargeted rule fails once: something must remove it."""
+    events = handlers.schedule.clients.events
     Fault(events, "PutTargets")
-    delete = Fault(events, "DeleteRule", calls=(1,))
+    delete = Fault(events, "DeleteRule")
 
-    response = handlers.api("POST", "/schedule-task", _body(receiver, seconds_from_now(3600)))
+    response = handlers.api("POST", "/schedule-task", _body(receiver, _run_at("far")))
 
     _assert_503(response)
-    assert delete.seen == 2  # the quiet delete after PutTargets, then the undo's
-    assert aws.rule_names() == []
+    assert delete.injected == 1
     assert _rows(aws) == []
-    task_id = written.params[0]["Item"]["task_id"]["S"]
-    assert handlers.api("GET", f"/tasks/{task_id}")["statusCode"] == 404
+    assert aws.rule_names() == []
 
 
 def test_a_rule_that_cannot_be_deleted_is_left_without_a_target(
@@ -490,461 +705,328 @@ def test_a_rule_that_cannot_be_deleted_is_left_without_a_target(
 ) -> None:
     """PutTargets fails and EventBridge keeps refusing DeleteRule: the rule cannot be removed,
     but it has no target, so it can never run anything."""
-    events = _schedule_client(handlers, "events")
-    written = Fault(_schedule_client(handlers, "dynamodb"), "PutItem", calls=())
+    ids = NewTaskIds(handlers)
+    events = handlers.schedule.clients.events
     Fault(events, "PutTargets")
     Fault(events, "DeleteRule", calls=None)
 
-    response = handlers.api("POST", "/schedule-task", _body(receiver, seconds_from_now(3600)))
+    response = handlers.api("POST", "/schedule-task", _body(receiver, _run_at("far")))
 
     _assert_503(response)
-    task_id = written.params[0]["Item"]["task_id"]["S"]
+    task_id = ids.only()
     assert handlers.api("GET", f"/tasks/{task_id}")["statusCode"] == 404
     assert _rows(aws) == []
     assert aws.rule_names() == [_rule(task_id)]
     assert _rule_targets(aws, _rule(task_id)) == []
 
 
-def test_a_rule_whose_target_cannot_be_removed_cleans_up_when_it_fires(
-    aws: Aws, handlers: Handlers, receiver: Receiver
-) -> None:
-    """UpdateItem fails and the undo cannot remove the rule's target: the rule stays armed, the row
-    goes. When it fires, the execution finds no task, calls nothing and removes the rule."""
-    events = _schedule_client(handlers, "events")
-    Fault(_schedule_client(handlers, "dynamodb"), "UpdateItem")
-    remove = Fault(events, "RemoveTargets", calls=None)
-
-    response = handlers.api("POST", "/schedule-task", _body(receiver, seconds_from_now(3600)))
-
-    _assert_503(response)
-    assert remove.injected == 1
-    assert _rows(aws) == []
-    (name,) = aws.rule_names()
-    task_id = name.removeprefix(f"{RULE_PREFIX}-")
-    assert handlers.api("GET", f"/tasks/{task_id}")["statusCode"] == 404
-    remove.remove()
-    (target,) = _rule_targets(aws, name) or []
-    assert handlers.execute.lambda_handler(json.loads(target["Input"]), context()) == {
-        "task_id": task_id,
-        "outcome": "unknown_task",
-    }
-    assert aws.rule_names() == []
-    assert receiver.requests == []
-
-
-# The call that fails first, for which the undo's DeleteItem then fails too.
-UNDONE_SITES = {k: v for k, v in SCHEDULE_SITES.items() if v.operation != "PutItem"}
-
-
-@pytest.mark.parametrize("site", UNDONE_SITES.values(), ids=UNDONE_SITES.keys())
-def test_undo_failing_to_delete_the_row_leaves_it_pending_and_invisible(
-    aws: Aws, handlers: Handlers, receiver: Receiver, site: Site
-) -> None:
-    store = _schedule_client(handlers, "dynamodb")
-    fault = Fault(_schedule_client(handlers, site.client), site.operation)
-    delete = Fault(store, "DeleteItem", calls=None)
-    started = datetime.now(UTC)
-
-    response = handlers.api("POST", "/schedule-task", _body(receiver, site.run_at()))
-
-    assert fault.injected == 1
-    assert delete.injected == 1
-    _assert_503(response)
-    assert aws.rule_names() == []
-    (row,) = _rows(aws)
-    task_id = row["task_id"]["S"]
-    assert row["status"]["S"] == "pending"
-    expires_at = datetime.fromtimestamp(int(row["expires_at"]["N"]), UTC)
-    assert started < expires_at <= started + timedelta(days=2)
-    assert handlers.api("GET", f"/tasks/{task_id}")["statusCode"] == 404
-    if site.operation == "UpdateItem" and site.imminent:
-        # The dispatch went out: the execution waits for the acknowledgement, which never comes,
-        # and does nothing.
-        fault.remove()
-        delete.remove()
-        assert handlers.run(task_id)["outcome"] == "not_scheduled"
-        assert receiver.requests == []
-        assert _status(aws, task_id) == "pending"
-
-
-def test_a_mark_scheduled_applied_but_unanswered_is_never_half_visible(
-    aws: Aws, handlers: Handlers, receiver: Receiver
-) -> None:
-    """UpdateItem (pending -> scheduled) reaches DynamoDB but every answer is lost, and the undo's
-    DeleteItem fails. Whatever the answer, the client must not see half a task: either 503 and
-    no visible task, or 201 with the task scheduled and its rule armed."""
-    store = _schedule_client(handlers, "dynamodb")
-    written = Fault(store, "PutItem", calls=())
-    Fault(store, "UpdateItem", kind=ANSWER_LOST)
-    Fault(store, "DeleteItem", calls=None)
-
-    response = handlers.api("POST", "/schedule-task", _body(receiver, seconds_from_now(3600)))
-
-    task_id = written.params[0]["Item"]["task_id"]["S"]
-    if response["statusCode"] == 201:
-        assert body_of(handlers.api("GET", f"/tasks/{task_id}"))["status"] == "scheduled"
-        assert _rule_targets(aws, _rule(task_id))
-    else:
-        _assert_503(response)
-        assert handlers.api("GET", f"/tasks/{task_id}")["statusCode"] == 404
-        assert [row["status"]["S"] for row in _rows(aws)] in ([], ["pending"])
-        assert aws.rule_names() == []
-
-
-@pytest.mark.parametrize("site_id", ["rule-UpdateItem", "direct-UpdateItem"])
-def test_a_mark_scheduled_that_landed_unanswered_is_a_success(
-    aws: Aws, handlers: Handlers, receiver: Receiver, site_id: str
-) -> None:
-    """Every answer of the pending -> scheduled write is lost, but the write landed: reading it
-    back, the scheduler answers 201, and the task runs once."""
-    site = SCHEDULE_SITES[site_id]
-    fault = Fault(_schedule_client(handlers, "dynamodb"), "UpdateItem", kind=ANSWER_LOST)
-
-    response = handlers.api("POST", "/schedule-task", _body(receiver, site.run_at()))
-
-    assert fault.injected >= 1
-    assert response["statusCode"] == 201, response["body"]
-    task_id = body_of(response)["task_id"]
-    assert body_of(handlers.api("GET", f"/tasks/{task_id}"))["status"] == "scheduled"
-    if site.imminent:
-        fault.remove()
-        assert handlers.run(task_id)["outcome"] == "completed"
-        assert len(receiver.requests) == 1
-    else:
-        assert _rule_targets(aws, _rule(task_id))
-
-
 # -- 2. execution -------------------------------------------------------------------------------
 
 
-def _execute_client(handlers: Handlers, name: str) -> Any:
+def _execute_clients(handlers: Handlers, aws: Aws) -> dict[str, Any]:
     clients = handlers.execute.clients
     return {
-        # One SQS client serves both queues; the cases name the queue whose call they fault.
-        "retry_sqs": clients.sqs,
-        "dead_letter_sqs": clients.sqs,
         "dynamodb": clients.dynamodb,
         "events": clients.events,
         "secretsmanager": clients.secretsmanager,
-    }[name]
+        "sqs": clients.sqs,
+        # One SQS client serves both queues; a case names the queue whose send it faults.
+        "retry_sqs": aws.retry_queue_url,
+        "dead_letter_sqs": aws.dead_letter_queue_url,
+    }
 
 
 @dataclass(frozen=True)
-class RunCase:
-    """One AWS call of an execution failing, and what must follow."""
+class Expect:
+    """How a faulted run plays out, every delivery included."""
 
-    client: str
-    operation: str
-    call: int = 1  # the Nth call of the operation in the faulted invocation
-    kind: str = THROTTLE
-    answers: tuple[int, ...] = (200,)  # the receiver's answers in order (the last repeats)
-    max_attempts: int | None = None
-    first: str = RAISED  # what the faulted invocation does
-    after_first: str = "scheduled"  # the task's status right after it
-    queued_after_first: int = 0  # retry messages for the task right after it
-    second: str = "completed"  # what its redelivery (Lambda's retry, SQS's) does
-    # Left `running` by the fault: the design keeps it so until INTERRUPTED_AFTER, when the
-    # reconciler hands it back and the run is recorded `failed` ("interrupted").
-    interrupted: bool = False
-    final: str = "completed"
+    outcomes: tuple[str, ...] | None  # every invocation's outcome, in order (None: not checked)
+    final: str = "completed"  # the task's status at the end
+    successes: int = 1  # successful deliveries to the receiver (one per occurrence at most)
     dead_letters: int = 0
-    delivered: bool | None = None  # a successful delivery happened (default: final completed)
-
-    def expected_successes(self) -> int:
-        delivered = self.final == "completed" if self.delivered is None else self.delivered
-        return 1 if delivered else 0
-
-    def injected(self, handlers: Handlers, aws: Aws) -> Fault:
-        """The fault, on the executor's client. Both queues share one SQS client: a send counts
-        (and fails) only when it goes to the queue this case is about."""
-        queue = {"retry_sqs": aws.retry_queue_url, "dead_letter_sqs": aws.dead_letter_queue_url}
-        when = _to_queue(queue[self.client]) if self.client in queue else None
-        client = _execute_client(handlers, self.client)
-        return Fault(client, self.operation, kind=self.kind, calls=(self.call,), when=when)
 
 
-def _to_queue(url: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda params: params.get("QueueUrl") == url
+@dataclass(frozen=True)
+class RunSite:
+    """A call of a run failing, and how that plays out for each kind of fault."""
+
+    scenario: str  # see _start
+    calls: tuple[Call, ...]
+    refused: Expect  # throttle, server error, unreachable: the call changed nothing
+    lost: Expect  # applied, every answer lost
+    lost_once: Expect | None = None  # applied, the first answer lost: the SDK's retry meets it
 
 
-# A task dispatched directly (run_at a second or so ahead), its first invocation faulted. The
-# calls, in order: GetItem, UpdateItem (claim), GetSecretValue, the webhook, then UpdateItem
-# (record the run, or the attempt to retry) and SQS SendMessage (the retry, or the dead letter
-# before the record), and RemoveTargets + DeleteRule (disarm) once finished.
-DIRECT_CASES = {
-    "GetItem": RunCase("dynamodb", "GetItem"),
-    "UpdateItem-claim": RunCase("dynamodb", "UpdateItem", call=1),
-    # The claim is applied but every answer lost: reading it back, the invocation finds its
-    # own claim token and runs the task.
-    "UpdateItem-claim-answer-lost": RunCase(
-        "dynamodb",
-        "UpdateItem",
-        call=1,
-        kind=ANSWER_LOST,
-        first="completed",
-        after_first="completed",
-        second="not_scheduled",
+_CLAIM = Call("dynamodb", "UpdateItem", (1,))
+_RECORD = Call("dynamodb", "UpdateItem", (2,))  # the claim is the first UpdateItem
+
+
+_FAILED_UNDELIVERED = {"final": "failed", "successes": 0, "dead_letters": 1}
+# A recurring task's run recorded, its next occurrence armed (not run here).
+_NEXT = {"final": "scheduled"}
+
+RUN_SITES = {
+    # A near one-shot task: its queued message; UpdateItem claim, GetSecretValue, the webhook,
+    # UpdateItem record (nothing to release: a message is gone once delivered).
+    "claim": RunSite(
+        "near",
+        (_CLAIM,),
+        refused=Expect((RAISED, "completed")),  # SQS delivers it again: run late, once
+        lost=Expect(("completed",)),  # read back: its own claim token
+        lost_once=Expect(("completed",)),  # the retry's refusal returns the claim it made
     ),
-    # The secret cannot be read: a failed attempt (no delivery), retried through the queue.
-    "GetSecretValue": RunCase(
-        "secretsmanager",
-        "GetSecretValue",
-        first="retrying",
-        queued_after_first=1,
-        second=QUEUE_OK,
+    # The claim landed, unanswered, and cannot be read back: the task stays `running`, found
+    # interrupted when delivered again, and recorded failed (never delivered: safe side).
+    "claim-read-back": RunSite(
+        "near",
+        (Call("dynamodb", "UpdateItem", kind=ANSWER_LOST), Call("dynamodb", "GetItem")),
+        refused=Expect((RAISED, "failed"), **_FAILED_UNDELIVERED),
+        lost=Expect((RAISED, "failed"), **_FAILED_UNDELIVERED),
     ),
-    # Delivered, not recorded: `running` until INTERRUPTED_AFTER, then recorded `failed`
-    # ("interrupted") although the receiver got it once.
-    "UpdateItem-record": RunCase(
-        "dynamodb",
-        "UpdateItem",
-        call=2,
-        delivered=True,
-        after_first="running",
-        second="not_scheduled",
-        interrupted=True,
-        final="failed",
-        dead_letters=1,
+    # The secret cannot be read: a failed attempt (nothing sent), retried through the queue.
+    "secret": RunSite(
+        "near",
+        (Call("secretsmanager", "GetSecretValue"),),
+        refused=Expect(("retrying", "completed")),
+        lost=Expect(("retrying", "completed")),
     ),
-    # Answered 500, the retry not recorded: same, the remaining attempts are not made.
-    "UpdateItem-record-retry": RunCase(
-        "dynamodb",
-        "UpdateItem",
-        call=2,
-        answers=(500, 200),
-        after_first="running",
-        second="not_scheduled",
-        interrupted=True,
-        final="failed",
-        dead_letters=1,
+    # Delivered, not recorded: `running`, interrupted when delivered again, recorded failed
+    # although the receiver got it (never delivered twice).
+    "record": RunSite(
+        "near",
+        (_RECORD,),
+        refused=Expect((RAISED, "failed"), final="failed", dead_letters=1),
+        lost=Expect((RAISED, "not_scheduled")),
+        lost_once=Expect(("completed",)),  # the retry's refusal shows its own token: recorded
     ),
-    # Answered 500, the retry recorded but not queued: `scheduled` for its retry time; Lambda's
-    # retry of the invocation runs it.
-    "SendMessage-retry": RunCase("retry_sqs", "SendMessage", answers=(500, 200)),
-    # The same, each attempt of the send applied and its answer lost: three messages queued.
-    "SendMessage-retry-answer-lost": RunCase(
-        "retry_sqs",
-        "SendMessage",
-        kind=ANSWER_LOST,
-        answers=(500, 200),
-        queued_after_first=3,
+    # Answered 500, then 200: UpdateItem record_retry, SendMessage (the retry), and the retry's
+    # claim and record.
+    "retry-record": RunSite(
+        "near_retry",
+        (_RECORD,),
+        refused=Expect((RAISED, "failed"), **_FAILED_UNDELIVERED),
+        lost=Expect(None),
+        lost_once=Expect(None),
     ),
-    # The dead letter goes before the record: not sent, the task stays `running`.
-    "SendMessage-dead-letter": RunCase(
-        "dead_letter_sqs",
-        "SendMessage",
-        answers=(500,),
-        max_attempts=1,
-        after_first="running",
-        second="not_scheduled",
-        interrupted=True,
-        final="failed",
-        dead_letters=1,
+    "retry-SendMessage": RunSite(
+        "near_retry",
+        (Call("retry_sqs", "SendMessage"),),
+        refused=Expect(None),
+        # Three retry messages: the first runs it, the others and the redelivery find it done.
+        lost=Expect((RAISED, "completed", "not_scheduled", "not_scheduled", "not_scheduled")),
     ),
-    # Sent three times (answers lost), then once more when the interrupted run is recorded.
-    "SendMessage-dead-letter-answer-lost": RunCase(
-        "dead_letter_sqs",
-        "SendMessage",
-        kind=ANSWER_LOST,
-        answers=(500,),
-        max_attempts=1,
-        after_first="running",
-        second="not_scheduled",
-        interrupted=True,
-        final="failed",
-        dead_letters=4,
+    # One attempt allowed, answered 500: SendMessage (the dead letter, before the record), then
+    # UpdateItem record.
+    "dead-letter": RunSite(
+        "near_dead",
+        (Call("dead_letter_sqs", "SendMessage"),),
+        refused=Expect((RAISED, "failed"), **_FAILED_UNDELIVERED),
+        # Sent three times, answers lost, then once more when the interrupted run is recorded.
+        lost=Expect((RAISED, "failed"), final="failed", successes=0, dead_letters=4),
     ),
-    "RemoveTargets": RunCase(
-        "events", "RemoveTargets", after_first="completed", second="not_scheduled"
+    "dead-letter-record": RunSite(
+        "near_dead",
+        (_RECORD,),
+        refused=Expect((RAISED, "failed"), final="failed", successes=0, dead_letters=2),
+        lost=Expect((RAISED, "not_scheduled"), **_FAILED_UNDELIVERED),
     ),
-    "DeleteRule": RunCase("events", "DeleteRule", after_first="completed", second="not_scheduled"),
+    # A far one-shot task: its rule's event, 90 s early, hops through the queue (SendMessage);
+    # then the claim, the webhook, the record, and the rule released (RemoveTargets, DeleteRule).
+    "hop": RunSite(
+        "far",
+        (Call("retry_sqs", "SendMessage"),),
+        refused=Expect((RAISED, "waiting", "completed")),  # Lambda retries the rule's event
+        lost=Expect((RAISED, "waiting", "completed", *["not_scheduled"] * 3)),
+    ),
+    "release-RemoveTargets": RunSite(
+        "far",
+        (Call("events", "RemoveTargets"),),
+        refused=Expect(("waiting", RAISED, "not_scheduled")),  # delivered again, it releases
+        lost=Expect(("waiting", RAISED, "not_scheduled")),
+    ),
+    "release-DeleteRule": RunSite(
+        "far",
+        (Call("events", "DeleteRule"),),
+        refused=Expect(("waiting", RAISED, "not_scheduled")),
+        lost=Expect(("waiting", RAISED, "not_scheduled")),
+    ),
+    "far-record": RunSite(
+        "far",
+        (_RECORD,),
+        refused=Expect(("waiting", RAISED, "failed"), final="failed", dead_letters=1),
+        lost=Expect(("waiting", RAISED, "not_scheduled")),
+        lost_once=Expect(None),
+    ),
+    # An event without its occurrence (an older version's rule): GetItem reads the task's.
+    "undated-GetItem": RunSite(
+        "undated",
+        (Call("dynamodb", "GetItem"),),
+        refused=Expect((RAISED, "completed")),
+        lost=Expect((RAISED, "completed")),
+    ),
+    # A far recurring task: after its run, the next occurrence's rule is moved on (PutRule,
+    # PutTargets); failing, the queue carries it instead, 15 minutes at a time.
+    "rearm-PutRule": RunSite(
+        "recurring_far",
+        (Call("events", "PutRule"),),
+        refused=Expect(("waiting", "rescheduled"), **_NEXT),
+        lost=Expect(("waiting", "rescheduled"), **_NEXT),
+    ),
+    "rearm-PutTargets": RunSite(
+        "recurring_far",
+        (Call("events", "PutTargets"),),
+        refused=Expect(("waiting", "rescheduled"), **_NEXT),
+        lost=Expect(("waiting", "rescheduled"), **_NEXT),
+    ),
+    # Neither the rule nor the queue (its second SendMessage: the first was the hop): the run
+    # stays `running`, interrupted when delivered again, and its next occurrence is armed then.
+    "rearm-and-queue": RunSite(
+        "recurring_far",
+        (Call("events", "PutRule"), Call("retry_sqs", "SendMessage", (2,))),
+        refused=Expect(("waiting", RAISED, "rescheduled"), **_NEXT),
+        lost=Expect(("waiting", RAISED, "rescheduled"), **_NEXT),
+    ),
+    "recurring-record": RunSite(
+        "recurring_far",
+        (_RECORD,),
+        refused=Expect(("waiting", RAISED, "rescheduled"), **_NEXT),
+        lost=Expect(("waiting", RAISED, "not_due"), **_NEXT),  # recorded: the event is stale
+        lost_once=Expect(("waiting", "rescheduled"), **_NEXT),
+    ),
+    # A recurring task every minute: its next occurrence is queued (SendMessage); failing, it
+    # is queued again (the fallback). Two occurrences are played.
+    "next-SendMessage": RunSite(
+        "recurring_near",
+        (Call("retry_sqs", "SendMessage"),),
+        refused=Expect(("rescheduled", "rescheduled"), final="scheduled", successes=2),
+        # Four messages for the second occurrence: one runs it, the others are stale.
+        lost=Expect(
+            ("rescheduled", "rescheduled", *["not_due"] * 3), final="scheduled", successes=2
+        ),
+    ),
+    # Both sends fail: `running` until delivered again, then its next occurrence is armed from
+    # then on (the occurrence missed meanwhile is skipped; its messages, when lost answers
+    # sent them, look again for a while and are dropped).
+    "next-unarmed": RunSite(
+        "recurring_near",
+        (Call("retry_sqs", "SendMessage", (1, 2)),),  # one fault: a first one would hide the call
+        refused=Expect((RAISED, "rescheduled"), final="scheduled"),
+        lost=Expect(None, final="scheduled"),
+    ),
 }
 
 
-def _check_the_end(
-    handlers: Handlers, aws: Aws, receiver: Receiver, task_id: str, case: RunCase
-) -> None:
-    status = _status(aws, task_id)
-    if case.interrupted:
-        # Legitimately `running` until INTERRUPTED_AFTER: nothing runs it again before.
-        assert status == "running"
-        assert _queued(aws, task_id) == []
-        _recover_interrupted(handlers, aws, task_id)
-        task = body_of(handlers.api("GET", f"/tasks/{task_id}"))
-        assert task["last_error"].startswith("interrupted")
-    assert _status(aws, task_id) == case.final
-    assert _ways_to_run(aws, task_id) == {"finished"}
-    assert aws.rule_names() == []
-    answered = _statuses_answered(case.answers, len(receiver.requests))
-    successes = sum(200 <= s < 300 for s in answered)
-    assert successes <= 1, f"a webhook was delivered successfully {successes} times"
-    assert successes == case.expected_successes()
-    assert len({r.headers["webhook-id"] for r in receiver.requests}) <= 1
-    letters = _dead_letters(aws, task_id)
-    assert len(letters) == case.dead_letters
-    assert all(letter["status"] == "failed" for letter in letters)
+def _failing_run_params() -> list[Any]:
+    params = []
+    for site_id, site in RUN_SITES.items():
+        expectations = [(kind, site.refused) for kind in REFUSED_KINDS]
+        expectations.append((ANSWER_LOST, site.lost))
+        if site.lost_once:
+            expectations.append((ANSWER_LOST_ONCE, site.lost_once))
+        for kind, expect in expectations:
+            params.append(pytest.param(site, kind, expect, id=f"{site_id}-{kind}"))
+    return params
 
 
-@pytest.mark.parametrize("case", DIRECT_CASES.values(), ids=DIRECT_CASES.keys())
-def test_a_failing_call_in_a_directly_dispatched_run(
-    aws: Aws, handlers: Handlers, receiver: Receiver, case: RunCase
-) -> None:
-    receiver.answers = [Answer(status=status) for status in case.answers]
-    task_id = _schedule(handlers, receiver, _soon(), case.max_attempts)
-    fault = case.injected(handlers, aws)
+@dataclass(frozen=True)
+class Started:
+    task_id: str
+    side: ExecuteSide  # its first event on the way
+    answers: tuple[int, ...]  # what the receiver answers, in order (the last one repeats)
+    until: datetime | None  # the occurrence from which on nothing is played
 
-    first = _invoke_direct(handlers, task_id)
 
-    assert fault.injected >= 1, "the faulted call was never made"
-    assert first == case.first
-    assert _status(aws, task_id) == case.after_first
-    assert len(_queued(aws, task_id)) == case.queued_after_first
-    if first != RAISED:  # nothing will deliver this event again: something else must run it
-        assert _ways_to_run(aws, task_id)
-    fault.remove()
-
-    if first in (RAISED, "completed", "failed"):
-        # Lambda's retry of the same event (after a finished run: a duplicate delivery).
-        second = _invoke_direct(handlers, task_id)
+def _start(scenario: str, handlers: Handlers, aws: Aws, receiver: Receiver) -> Started:
+    """Schedules the scenario's task through the API: `near`, one-shot within the queue's reach
+    (a queued message), answered 200; `near_retry`, the same answered 500 then 200; `near_dead`,
+    one attempt allowed, answered 500; `far`, one-shot on a rule; `undated`, the same run by an
+    event without its occurrence (an older version's rule); `recurring_far`, hourly (each
+    occurrence on the rule); `recurring_near`, every minute (each occurrence a queued message)."""
+    answers, max_attempts = (200,), None
+    if scenario == "near_retry":
+        answers = (500, 200)
+    elif scenario == "near_dead":
+        answers, max_attempts = (500,), 1
+    if scenario.startswith("near"):
+        run_at = seconds_from_now(2)
+    elif scenario == "recurring_near":
+        run_at = "cron(* * * * ? *)"
+    elif scenario == "recurring_far":  # hourly, at a minute half an hour from now
+        run_at = f"cron({(datetime.now(UTC) + timedelta(minutes=30)).minute} * * * ? *)"
     else:
-        message = _receive(aws, task_id)
-        assert message is not None
-        second = _invoke_queued(handlers, aws, message)
-    assert second == case.second
-    _drain(handlers, aws, task_id)  # messages left over (a send whose answer was lost)
+        run_at = _run_at("far")
+    receiver.answers = [Answer(status=status) for status in answers]
+    answer = _schedule(handlers, _body(receiver, run_at, max_attempts))
+    task_id = answer["task_id"]
+    due = parse_stored_utc(answer.get("next_run_at") or answer["run_at"])
+    side = ExecuteSide(handlers, aws, task_id)
+    if scenario == "undated":
+        side.fire({"task_id": task_id}, due)
+    else:
+        side.fire_rule()
+    played = {"recurring_near": timedelta(minutes=2), "recurring_far": timedelta(hours=1)}
+    until = due + played[scenario] if scenario in played else None
+    return Started(task_id, side, answers, until)
 
-    _check_the_end(handlers, aws, receiver, task_id, case)
+
+@pytest.mark.parametrize(("site", "kind", "expect"), _failing_run_params())
+def test_a_failing_call_in_a_run_ends_consistent(
+    aws: Aws, handlers: Handlers, receiver: Receiver, site: RunSite, kind: str, expect: Expect
+) -> None:
+    started = _start(site.scenario, handlers, aws, receiver)
+    faults = _inject(_execute_clients(handlers, aws), site.calls, kind)
+
+    outcomes = started.side.play(started.until)
+
+    assert all(fault.injected >= 1 for fault in faults), "a faulted call was never made"
+    if expect.outcomes is not None:
+        assert tuple(outcomes) == expect.outcomes
+    task_id = started.task_id
+    assert _status(aws, task_id) == expect.final
+    _assert_successes(receiver, started.answers, expect.successes)
+    letters = _dead_letters(aws, task_id)
+    assert len(letters) == expect.dead_letters
+    assert all(letter["status"] == "failed" for letter in letters)
+    if expect.final in FINISHED:
+        assert aws.rule_names() == []
+        assert _queued(aws, task_id) == []
+    else:  # what comes next is armed (checked after every delivery too)
+        next_run_at = aws.item(task_id)["next_run_at"]["S"]
+        assert started.until is not None
+        assert parse_stored_utc(next_run_at) >= started.until
+        assert next_run_at in started.side.armed_for()
 
 
-def test_a_lost_retry_message_with_a_long_retry_after_is_not_stranded(
+# -- 3. the handler around it -------------------------------------------------------------------
+
+
+def test_a_failing_run_of_a_queued_record_is_reported_and_its_redelivery_completes(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:
-    """The receiver asks for a 10-minute wait (Retry-After: 600); queueing the retry fails, so the
-    invocation fails and Lambda retries it (about a minute later: still long before the retry
-    time)."""
-    receiver.answers = [Answer(status=503, headers={"Retry-After": "600"}), Answer(status=200)]
-    task_id = _schedule(handlers, receiver, _soon())
-    fault = RunCase("retry_sqs", "SendMessage").injected(handlers, aws)
+    """The execute handler itself, in real time: a record whose run fails is reported as a batch
+    item failure (SQS delivers it again), not raised, and the redelivery runs the task once."""
+    task_id = _schedule(handlers, _body(receiver, seconds_from_now(2)))["task_id"]
+    fault = Fault(handlers.execute.clients.dynamodb, "UpdateItem", kind=SERVER_ERROR)
+    deadline = time.monotonic() + 10
+    messages: list[dict[str, Any]] = []
+    while not messages and time.monotonic() < deadline:  # its delay over, SQS releases it
+        messages = aws.sqs.receive_message(QueueUrl=aws.retry_queue_url, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+    (message,) = messages
+    assert json.loads(message["Body"])["task_id"] == task_id
 
-    assert _invoke_direct(handlers, task_id) == RAISED
+    first = handlers.execute.lambda_handler(sqs_event(message), context())
+
     assert fault.injected == 1
+    assert first == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
     assert _status(aws, task_id) == "scheduled"
     fault.remove()
-
-    # Lambda's retry, about a minute later: still well before the retry time, so it is ignored
-    # and returns normally (no further retry).
-    assert _invoke_direct(handlers, task_id) == "not_due"
-
-    assert len(receiver.requests) == 1
-    assert _ways_to_run(aws, task_id), "the task is `scheduled` with nothing to run it"
-
-
-# The same task, its first attempt answered 500 (no fault), its retry message then delivered
-# with a fault: the record is reported failed, and SQS delivers it again. (The signing secret is
-# read once per container, so a retry makes no GetSecretValue call.)
-def _queued_case(*args: Any, answers: tuple[int, ...] = (500, 200), **kw: Any) -> RunCase:
-    """The record is reported failed (SQS delivers it again) and its redelivery is processed."""
-    return RunCase(*args, answers=answers, first=BATCH_FAILURE, second=QUEUE_OK, **kw)
-
-
-QUEUED_CASES = {
-    "GetItem": _queued_case("dynamodb", "GetItem"),
-    "UpdateItem-claim": _queued_case("dynamodb", "UpdateItem", call=1),
-    "UpdateItem-record": _queued_case(
-        "dynamodb",
-        "UpdateItem",
-        call=2,
-        delivered=True,
-        after_first="running",
-        interrupted=True,
-        final="failed",
-        dead_letters=1,
-    ),
-    "SendMessage-retry": _queued_case("retry_sqs", "SendMessage", answers=(500, 500, 200)),
-    "SendMessage-dead-letter": _queued_case(
-        "dead_letter_sqs",
-        "SendMessage",
-        answers=(500,),
-        max_attempts=2,
-        after_first="running",
-        interrupted=True,
-        final="failed",
-        dead_letters=1,
-    ),
-    "RemoveTargets": _queued_case("events", "RemoveTargets", after_first="completed"),
-    "DeleteRule": _queued_case("events", "DeleteRule", after_first="completed"),
-}
-
-
-@pytest.mark.parametrize("case", QUEUED_CASES.values(), ids=QUEUED_CASES.keys())
-def test_a_failing_call_in_a_run_from_the_retry_queue(
-    aws: Aws, handlers: Handlers, receiver: Receiver, case: RunCase
-) -> None:
-    receiver.answers = [Answer(status=status) for status in case.answers]
-    task_id = _schedule(handlers, receiver, _soon(), case.max_attempts)
-    assert handlers.run(task_id)["outcome"] == "retrying"
-    message = _receive(aws, task_id)
-    assert message is not None
-    fault = case.injected(handlers, aws)
-
-    first = _invoke_queued(handlers, aws, message)
-
-    assert fault.injected >= 1, "the faulted call was never made"
-    assert first == case.first
-    assert _status(aws, task_id) == case.after_first
-    assert [m["body"] for m in _queued(aws, task_id)] == [{"task_id": task_id}]  # in flight
-    fault.remove()
-
-    second = _invoke_queued(handlers, aws, message)  # SQS delivers the record again
-    _drain(handlers, aws, task_id)
-
-    assert second == case.second
-    _check_the_end(handlers, aws, receiver, task_id, case)
-
-
-def test_disarming_a_finished_task_fails_then_its_retry_removes_the_rule(
-    aws: Aws, handlers: Handlers, receiver: Receiver
-) -> None:
-    """Two tasks on rules for the same minute (waits for it, up to about 70 s): for one,
-    RemoveTargets fails after the run is recorded; for the other, DeleteRule does. Each invocation
-    fails, so Lambda retries it; the retry finds the task finished and removes its rule."""
-    rule_minute = earliest_rule_minute()
-    run_at = format_utc(rule_minute)
-    first_id = _schedule(handlers, receiver, run_at, path="/first")
-    second_id = _schedule(handlers, receiver, run_at, path="/second")
-    assert sorted(aws.rule_names()) == sorted([_rule(first_id), _rule(second_id)])
-    events = _execute_client(handlers, "events")
-    remove = Fault(events, "RemoveTargets", when=lambda p: p.get("Rule") == _rule(first_id))
-    delete = Fault(events, "DeleteRule", when=lambda p: p.get("Name") == _rule(second_id))
-    inputs = {
-        task_id: json.loads(target["Input"])
-        for task_id in (first_id, second_id)
-        for target in _rule_targets(aws, _rule(task_id)) or []
+    assert handlers.execute.lambda_handler(sqs_event(message), context()) == {
+        "batchItemFailures": []
     }
-
-    wait_until_its_rule_could_fire(rule_minute)
-    for task_id in (first_id, second_id):  # EventBridge invokes each rule's target
-        with pytest.raises(DependencyFailure):
-            handlers.execute.lambda_handler(inputs[task_id], context())
-
-    assert (remove.injected, delete.injected) == (1, 1)
-    assert _status(aws, first_id) == _status(aws, second_id) == "completed"
-    assert _rule_targets(aws, _rule(first_id))  # still armed, for a minute that has passed
-    assert _rule_targets(aws, _rule(second_id)) == []
-    remove.remove()
-    delete.remove()
-
-    for task_id in (first_id, second_id):  # Lambda's retries
-        assert handlers.execute.lambda_handler(inputs[task_id], context()) == {
-            "task_id": task_id,
-            "outcome": "not_scheduled",
-        }
-
-    assert aws.rule_names() == []
-    assert sorted(r.path for r in receiver.requests) == ["/first", "/second"]
-    for task_id in (first_id, second_id):
-        assert _status(aws, task_id) == "completed"
-        assert _ways_to_run(aws, task_id) == {"finished"}
+    assert _status(aws, task_id) == "completed"
+    assert len(receiver.requests) == 1
 
 
 def test_a_fault_that_outlasts_the_sdk_retries_is_a_dependency_failure(
@@ -952,13 +1034,14 @@ def test_a_fault_that_outlasts_the_sdk_retries_is_a_dependency_failure(
 ) -> None:
     """Not ClientError only: DynamoDB unreachable on every attempt (a BotoCoreError) fails the
     invocation the same way, and the retry completes it."""
-    task_id = _schedule(handlers, receiver, _soon())
-    fault = Fault(_execute_client(handlers, "dynamodb"), "UpdateItem", kind=UNREACHABLE)
+    run_at = seconds_from_now(2)
+    task_id = _schedule(handlers, _body(receiver, run_at))["task_id"]
+    fault = Fault(handlers.execute.clients.dynamodb, "UpdateItem", kind=UNREACHABLE)
     with pytest.raises(DependencyFailure) as raised:
-        handlers.run(task_id)
+        handlers.run(task_id)  # its queued message, once its delay is over
     assert isinstance(raised.value.__cause__, BotoCoreError)
     assert fault.attempts_seen == 3
     assert _status(aws, task_id) == "scheduled"
     fault.remove()
-    assert handlers.run(task_id)["outcome"] == "completed"
+    assert handlers.run(task_id, run_at)["outcome"] == "completed"  # delivered again
     assert len(receiver.requests) == 1

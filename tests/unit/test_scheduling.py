@@ -286,18 +286,32 @@ def test_default_ids_are_uuid4(store, far, queue):
 
 # --- failures leave nothing that runs ---------------------------------------------------------
 
-UNDO = [("disarm", TASK_ID), ("delete_unacknowledged", TASK_ID)]
+UNDO = [("delete_unacknowledged", TASK_ID), ("disarm", TASK_ID)]
 WRITE_FAILED = [("arm", TASK_ID), ("create", TASK_ID, TriggerKind.RULE), ("get", TASK_ID)]
 
 
-def test_failed_arm_is_raised_and_nothing_is_written(scheduler, store, far, log):
-    # Armed first: a failed arm has nothing to undo (the far trigger cleans up its own half).
+def test_failed_arm_is_removed_raised_and_nothing_is_written(scheduler, store, far, log):
+    # A rule whose creation failed may exist all the same (an answer lost): it is removed.
     far.fail_arm = failure = arm_failure()
     with pytest.raises(DependencyFailure) as caught:
         submit(scheduler, request())
     assert caught.value is failure
-    assert log == [("arm", TASK_ID)]
+    assert log == [("arm", TASK_ID), ("disarm", TASK_ID)]
     assert store.tasks == {}
+
+
+def test_failed_arm_whose_removal_fails_too_is_still_raised(
+    scheduler, store, far, log, service_log
+):
+    far.fail_arm = failure = arm_failure()
+    far.fail_disarm = disarm_failure()
+    with pytest.raises(DependencyFailure) as caught:
+        submit(scheduler, request())
+    assert caught.value is failure
+    assert store.tasks == {}
+    assert service_log.lines == [
+        ("exception", "undo: could not remove the trigger", {"task_id": TASK_ID})
+    ]
 
 
 def test_failed_queueing_of_a_near_occurrence_is_raised_and_nothing_is_written(
@@ -306,7 +320,8 @@ def test_failed_queueing_of_a_near_occurrence_is_raised_and_nothing_is_written(
     queue.fail = True
     with pytest.raises(DependencyFailure, match="queue"):
         submit(scheduler, near_request())
-    assert log == [("arm_at", TASK_ID)]
+    # A message may have been sent all the same; nothing to take back, but no rule either.
+    assert log == [("arm_at", TASK_ID), ("disarm", TASK_ID)]
     assert store.tasks == {}
 
 
@@ -360,7 +375,9 @@ def test_ambiguous_write_that_cannot_be_read_back_is_undone(scheduler, store, fa
     assert far.armed == {}
 
 
-def test_failing_disarm_in_undo_still_deletes_the_row(scheduler, store, far, log, service_log):
+def test_failing_disarm_in_undo_leaves_the_rule_to_remove_itself(
+    scheduler, store, far, log, service_log
+):
     store.fail_on.add("create")
     far.fail_disarm = disarm_failure()
     with pytest.raises(DependencyFailure, match="create"):
@@ -374,33 +391,19 @@ def test_failing_disarm_in_undo_still_deletes_the_row(scheduler, store, far, log
     assert far.armed == {TASK_ID: FAR}
 
 
-def test_failing_delete_in_undo_still_raises_the_write_failure(
-    scheduler, store, far, log, service_log
-):
-    store.fail_on.update({"create", "delete_unacknowledged"})
+def test_a_row_the_undo_cannot_delete_keeps_its_trigger(scheduler, store, far, log, service_log):
+    # Whether the write landed is unknown; should it have, a `scheduled` task is never left
+    # without its trigger (it runs, though its client was answered 503).
+    store.ambiguous_on.add("create")
+    store.fail_on.update({"get", "delete_unacknowledged"})
     with pytest.raises(DependencyFailure, match="create"):
         submit(scheduler, request())
-    assert log[-2:] == UNDO
-    assert far.armed == {}  # the trigger is gone whatever became of the row
+    assert log == [*WRITE_FAILED, ("delete_unacknowledged", TASK_ID)]
+    assert far.armed == {TASK_ID: FAR}
+    assert store.tasks[TASK_ID].status is TaskStatus.SCHEDULED
     assert service_log.lines == [
         ("exception", "undo: could not remove the row", {"task_id": TASK_ID})
     ]
-
-
-def test_both_undo_steps_failing_still_raise_the_write_failure(
-    scheduler, store, far, log, service_log
-):
-    store.fail_on.update({"create", "delete_unacknowledged"})
-    far.fail_disarm = disarm_failure()
-    with pytest.raises(DependencyFailure, match="create"):
-        submit(scheduler, request())
-    assert log == [*WRITE_FAILED, *UNDO]
-    assert service_log.lines == [
-        ("exception", "undo: could not remove the trigger", {"task_id": TASK_ID}),
-        ("exception", "undo: could not remove the row", {"task_id": TASK_ID}),
-    ]
-    # The write did not land: what is left is the rule, which finds no task when it fires.
-    assert store.tasks == {}
 
 
 # --- the stored-size rule ----------------------------------------------------------------------
@@ -726,3 +729,15 @@ def test_scheduler_works_without_a_handler_logger():
     )
     assert result.returncode == 0, result.stderr[-1500:]
     assert result.stdout.strip() == "scheduled"
+
+
+def test_a_row_read_back_absent_has_its_trigger_removed_even_if_the_delete_fails(
+    scheduler, store, far, log
+):
+    # The read shows the write did not land: whatever the delete answers, nothing may stay armed.
+    store.fail_on.update({"create", "delete_unacknowledged"})
+    with pytest.raises(DependencyFailure, match="create"):
+        submit(scheduler, request())
+    assert log == [*WRITE_FAILED, *UNDO]
+    assert far.armed == {}
+    assert store.tasks == {}
