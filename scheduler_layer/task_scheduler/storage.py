@@ -85,17 +85,22 @@ class TaskStore:
 
     def delete_unacknowledged(self, task_id: str) -> None:
         """Removes a task whose scheduling failed, so the client never got its 201 (a write that
-        succeeded but reported an error); not once it runs. (`pending`: rows of older versions.)"""
-        self._write(
-            "remove the unscheduled task",
-            self._client.delete_item,
-            Key=key(task_id),
-            ConditionExpression="#status IN (:pending, :scheduled)",
-            ExpressionAttributeNames=_STATUS,
-            ExpressionAttributeValues=attributes(
-                {":pending": TaskStatus.PENDING.value, ":scheduled": TaskStatus.SCHEDULED.value}
-            ),
-        )
+        succeeded but reported an error); not once it runs. (`pending`: rows of older versions.)
+        No table (a deployment being torn down, say) means no row: nothing to remove."""
+        try:
+            self._write(
+                "remove the unscheduled task",
+                self._client.delete_item,
+                Key=key(task_id),
+                ConditionExpression="#status IN (:pending, :scheduled)",
+                ExpressionAttributeNames=_STATUS,
+                ExpressionAttributeValues=attributes(
+                    {":pending": TaskStatus.PENDING.value, ":scheduled": TaskStatus.SCHEDULED.value}
+                ),
+            )
+        except DependencyFailure as failure:
+            if failure.code != aws.NOT_FOUND:
+                raise
 
     # -- cancelling ------------------------------------------------------------------------------
 

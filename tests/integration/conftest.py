@@ -48,12 +48,9 @@ class Aws:
     def dead_letter_queue_url(self) -> str:
         return self.queues["DeadLetterQueue"]
 
-    def has_queued(self, task_id: str) -> bool:
-        return any(
-            m["body"].get("task_id") == task_id for m in self.queue_messages(self.retry_queue_url)
-        )
-
-    def take_queued(self, task_id: str, timeout: float = 70.0) -> dict[str, Any]:
+    def take_queued(
+        self, task_id: str, timeout: float = 70.0, *, required: bool = True
+    ) -> dict[str, Any] | None:
         """Plays SQS and Lambda's event source for the task's next message in the retry queue:
         waits until its delay has passed, removes it, and returns its body (the event the
         execute function gets). The soonest one first, when there are several."""
@@ -63,6 +60,8 @@ class Aws:
         queue = sqs_backends["123456789012"][REGION].queues[name]
         with _TAKING:  # one message goes to one taker, as SQS's visibility does
             mine = [m for m in queue._messages if json.loads(m.body).get("task_id") == task_id]
+            if not mine and not required:
+                return None
             assert mine, f"no message for {task_id} in the retry queue"
             message = min(mine, key=lambda m: m.delayed_until or 0)
             queue._messages.remove(message)
@@ -218,13 +217,14 @@ class Handlers:
         or schedule (`due`: the occurrence it carries; without it the execute function reads the
         task's). `follow`: an early event is sent on through the queue ("waiting"); play SQS
         for it and run what arrives, until an outcome that is not waiting."""
-        if due is None and self.aws.has_queued(task_id):
-            event = self.aws.take_queued(task_id)
-        else:
+        event = self.aws.take_queued(task_id, required=False) if due is None else None
+        if event is None:
             event = {"task_id": task_id} if due is None else {"task_id": task_id, "due": due}
         outcome = self.execute.lambda_handler(event, context())
         while follow and outcome["outcome"] == "waiting":
-            outcome = self.execute.lambda_handler(self.aws.take_queued(task_id), context())
+            hop = self.aws.take_queued(task_id)
+            assert hop is not None
+            outcome = self.execute.lambda_handler(hop, context())
         return outcome
 
 
