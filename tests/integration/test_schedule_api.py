@@ -123,7 +123,13 @@ def test_get_task_shows_the_task(aws: Aws, handlers: Handlers) -> None:
 
 
 @pytest.mark.parametrize(
-    "task_id", [str(uuid.uuid4()), "not-a-uuid", "123E4567-E89B-42D3-A456-426614174000"]
+    "task_id",
+    [
+        # A stable test id: parallel workers (pytest-xdist) must collect the same tests.
+        pytest.param(str(uuid.uuid4()), id="random-uuid4"),
+        "not-a-uuid",
+        "123E4567-E89B-42D3-A456-426614174000",
+    ],
 )
 def test_unknown_task_is_404_with_json(aws: Aws, handlers: Handlers, task_id: str) -> None:
     response = handlers.api("GET", f"/tasks/{task_id}")
