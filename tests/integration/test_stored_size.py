@@ -102,9 +102,11 @@ def _largest_accepted_count(url: str, run_at: str) -> int:
 def test_the_largest_accepted_task_runs_and_records_its_attempt(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:
-    run_at = seconds_from_now(2)
     url = f"{receiver.url}/hooks/report"
-    count = _largest_accepted_count(url, run_at)
+    # The search takes seconds under load: it runs for a run_at of the same width a day away,
+    # and the two requests below show the bound holds for the run_at the task gets.
+    count = _largest_accepted_count(url, seconds_from_now(86_400))
+    run_at = seconds_from_now(3)
 
     one_more = handlers.api(
         "POST", "/schedule-task", raw_body=_numbers_body(count + 1, url, run_at)

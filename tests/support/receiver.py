@@ -176,9 +176,24 @@ class TricklingReceiver:
 
     def stop(self) -> None:
         self._stopped.set()
+        self._threads[0].join(timeout=5)
+        self._count_unaccepted()
         self._listener.close()
         for thread in self._threads:
             thread.join(timeout=5)
+
+    def _count_unaccepted(self) -> None:
+        """Counts (and hangs up on) the connections still waiting to be accepted: under load the
+        accept loop can lag behind a client that connected and gave up a moment ago."""
+        self._listener.setblocking(False)
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # BlockingIOError: none left
+                return
+            client.close()
+            with self._lock:
+                self.connections += 1
 
 
 @contextmanager
