@@ -37,13 +37,19 @@ $(STAMP): requirements/dev.txt requirements/runtime.txt
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with everything the tests and local mode need
 
+# Most of the suite's time is waiting (for the clock, local mode, SDK retries), not CPU: pytest
+# runs it in TEST_WORKERS pytest-xdist processes, more than this 2-core machine has cores, handed
+# one test at a time so the ones marked `slow` each start at once on a worker of their own
+# (tests/conftest.py). `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 6
+
 .PHONY: test
 test: $(STAMP) ## Run every check: lint, template checks, unit, integration and packaging tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/sam validate --lint --template template.yaml
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 .PHONY: unit
 unit: $(STAMP) ## Run the unit tests only (fast, no AWS)

@@ -230,6 +230,7 @@ def test_event_without_task_id_returns_normally(aws: Aws, handlers: Handlers) ->
     assert handlers.execute.lambda_handler({"detail": {}}, context())["outcome"] == "invalid_event"
 
 
+@pytest.mark.slow  # waits for real time: started first (tests/conftest.py)
 def test_recurring_task_returns_to_scheduled_after_a_run(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:

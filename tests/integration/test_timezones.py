@@ -11,6 +11,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from task_scheduler.timing import one_shot_rule_expression, parse_stored_utc, trigger_minute
 from task_scheduler.zoned_cron import ZonedCron
 from tests.integration.conftest import RULE_PREFIX, Aws, Handlers, body_of
@@ -99,6 +101,7 @@ def test_zone_with_an_iso_run_at_is_a_400_naming_timezone(
     assert aws.table_is_empty()
 
 
+@pytest.mark.slow  # waits for real time: started first (tests/conftest.py)
 def test_after_a_run_the_next_zoned_occurrence_is_armed_queued_or_by_its_rule(
     aws: Aws, handlers: Handlers, receiver: Receiver
 ) -> None:

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.lambda_runtime import ROOT
 
 FIGURE_LINES = (
@@ -21,6 +23,7 @@ FIGURE_LINES = (
 )
 
 
+@pytest.mark.slow
 def test_a_small_capacity_run_schedules_holds_and_fires_its_sample() -> None:
     result = subprocess.run(
         [

@@ -7,9 +7,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.lambda_runtime import ROOT
 
 
+@pytest.mark.slow  # waits for real time: started first (tests/conftest.py)
 def test_a_small_precision_run_delivers_each_task_once_never_early() -> None:
     result = subprocess.run(
         [

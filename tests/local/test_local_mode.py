@@ -101,6 +101,7 @@ def test_ready_text_and_api_key(tmp_path: object) -> None:
         assert unknown.json()["message"]
 
 
+@pytest.mark.slow  # waits for real time: started first (tests/conftest.py)
 def test_readme_quick_start_is_delivered_once_on_time() -> None:
     with running_receiver() as receiver, local_mode() as local:
         _deliver_once_on_time(local, receiver, _coming_minute())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 
 from task_scheduler.timing import parse_stored_utc
@@ -13,6 +14,7 @@ from tests.support.local_process import local_mode
 from tests.support.receiver import running_receiver
 
 
+@pytest.mark.slow  # waits for real time: started first (tests/conftest.py)
 def test_zoned_cron_runs_at_each_occurrence_armed_in_turn() -> None:
     with running_receiver() as receiver, local_mode() as local:
         headers = {"x-api-key": local.api_key, "Content-Type": "application/json"}

@@ -30,6 +30,7 @@ def test_build_contains_both_functions_and_the_layer(build_dir: Path) -> None:
     assert not (build_dir / "ExecuteTaskFunction" / "task_scheduler").exists()
 
 
+@pytest.mark.slow
 def test_built_artifact_runs_end_to_end_under_moto(build_dir: Path) -> None:
     result = subprocess.run(
         [
