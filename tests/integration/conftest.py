@@ -222,8 +222,9 @@ class Handlers:
             event = {"task_id": task_id} if due is None else {"task_id": task_id, "due": due}
         outcome = self.execute.lambda_handler(event, context())
         while follow and outcome["outcome"] == "waiting":
-            hop = self.aws.take_queued(task_id)
-            assert hop is not None
+            hop = self.aws.take_queued(task_id, required=False)
+            if hop is None:  # another invocation took it, as SQS hands a message to one
+                break
             outcome = self.execute.lambda_handler(hop, context())
         return outcome
 
