@@ -23,6 +23,8 @@ ENV = {
     "TABLE_NAME": "bench-tasks",
     "RULE_NAME_PREFIX": "bench",
     "EXECUTE_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:bench",
+    "FUNCTION_ARN_PREFIX": "arn:aws:lambda:us-east-1:123456789012:function:",
+    "AWS_LAMBDA_FUNCTION_NAME": "bench",
     "POWERTOOLS_SERVICE_NAME": "task-scheduler",
     "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTaskScheduler",
     "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench",
