@@ -1,4 +1,5 @@
-"""API function: `POST /schedule-task`, `GET /tasks/{task_id}` and `DELETE /tasks/{task_id}`.
+"""API function: `POST /schedule-task`, `GET /tasks`, `GET /tasks/{task_id}` and
+`DELETE /tasks/{task_id}`.
 Wiring only; the logic lives in the `task_scheduler` package (the SchedulerLayer)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from task_scheduler import wiring
 from task_scheduler.errors import SchedulerError, quote
 from task_scheduler.http_errors import error_body, status_for
-from task_scheduler.responses import cancelled_answer, scheduled_answer, task_view
+from task_scheduler.responses import cancelled_answer, listed_tasks, scheduled_answer, task_view
 from task_scheduler.schedule_request import decode_event_body
 from task_scheduler.scheduling import new_task_id
 from task_scheduler.settings import ApiSettings
@@ -41,6 +42,14 @@ def schedule_task() -> Response:
     task = api.scheduler.schedule(api.command(body, event.headers.get("content-type")))
     metrics.add_metric(name="TaskScheduled", unit=MetricUnit.Count, value=1)
     return Response(status_code=201, content_type="application/json", body=scheduled_answer(task))
+
+
+@app.get("/tasks")
+def list_tasks() -> dict:
+    query = api.listing.query(app.current_event.query_string_parameters)
+    page = api.listing.page(query)
+    metrics.add_metric(name="TasksListed", unit=MetricUnit.Count, value=1)
+    return listed_tasks(page)
 
 
 @app.get("/tasks/<task_id>")

@@ -47,6 +47,7 @@ class TaskStatus(StrEnum):
     # to a client, never run: a task is written `scheduled`, once its trigger is armed.
     PENDING = "pending"
     SCHEDULED = "scheduled"
+    PAUSED = "paused"  # a recurring task its client paused: no occurrence fires until resumed
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"

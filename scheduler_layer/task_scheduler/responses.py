@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from task_scheduler.model import Task
+from task_scheduler.task_listing import TaskPage, TaskSummary
 
 
 def scheduled_answer(task: Task) -> dict[str, Any]:
@@ -48,4 +49,25 @@ def task_view(task: Task) -> dict[str, Any]:
     out["attempts"] = [attempt.as_dict() for attempt in task.attempts]
     if task.last_error is not None:
         out["last_error"] = task.last_error
+    return out
+
+
+def listed_tasks(page: TaskPage) -> dict[str, Any]:
+    """The `200` body of `GET /tasks`."""
+    return {"tasks": [_summary(task) for task in page.tasks], "next_token": page.next_token}
+
+
+def _summary(task: TaskSummary) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "task_id": task.task_id,
+        "action": task.action,
+        "status": task.status.value,
+        "run_at": task.run_at,
+    }
+    if task.next_run_at is not None:
+        out["next_run_at"] = task.next_run_at
+    if task.timezone is not None:
+        out["timezone"] = task.timezone
+    out["created_at"] = task.created_at
+    out["updated_at"] = task.updated_at
     return out

@@ -70,6 +70,19 @@ def key(task_id: str) -> dict[str, Any]:
     return attributes({"task_id": task_id})
 
 
+# The listing indexes (task_listing) key each task by its status and this shard, fixed when the
+# task is written, so that no one status takes every write in one partition. Only ever raise it:
+# tasks keep the shard they were written with, and listing reads shards 0 to LISTING_SHARDS - 1.
+LISTING_SHARDS = 4
+
+
+def listing_shard(task_id: str) -> str:
+    try:
+        return str(int(task_id[:8], 16) % LISTING_SHARDS)
+    except ValueError:  # not a UUID: only tests write such ids
+        return "0"
+
+
 def to_item(task: Task) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "task_id": task.task_id,
@@ -88,6 +101,7 @@ def to_item(task: Task) -> dict[str, Any]:
         "trigger": task.trigger.value if task.trigger else None,
         "last_error": task.last_error,
         "timezone": task.timezone if task.is_cron else None,
+        "listing_shard": listing_shard(task.task_id),
     }
     return attributes({name: value for name, value in fields.items() if value is not None})
 

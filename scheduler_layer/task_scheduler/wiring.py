@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from task_scheduler.execution import Executor
     from task_scheduler.reconcile import Reconciler
     from task_scheduler.scheduling import Scheduler
+    from task_scheduler.task_listing import TaskListing
 
 
 def _trigger_client(trigger_backend: str) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class Api:
     scheduler: Scheduler
     actions: ActionRegistry[ActionValidator]
     clock: Clock
+    listing: TaskListing
 
     def command(self, body: bytes | None, content_type: str | None) -> ScheduleCommand:
         """The request body as a valid command, or the domain error that answers it."""
@@ -106,8 +108,10 @@ def api(
     resolver: Resolver | None = None,
 ) -> Api:
     from task_scheduler.actions import validators
+    from task_scheduler.page_tokens import PageTokens, TableKey
     from task_scheduler.scheduling import Scheduler, new_task_id
     from task_scheduler.storage import TaskStore
+    from task_scheduler.task_listing import TaskListing
 
     clock = clock or SystemClock()
     return Api(
@@ -120,6 +124,11 @@ def api(
         ),
         actions=validators(allow_loopback=settings.allow_loopback_targets, resolver=resolver),
         clock=clock,
+        listing=TaskListing(
+            clients.dynamodb,
+            settings.table_name,
+            PageTokens(TableKey(clients.dynamodb, settings.table_name)),
+        ),
     )
 
 

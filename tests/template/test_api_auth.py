@@ -18,6 +18,7 @@ from tests.template.transform import sam_transform
 MODES = ("API_KEY", "AWS_IAM")
 ROUTES = {
     ("/schedule-task", "post"),
+    ("/tasks", "get"),
     ("/tasks/{task_id}", "get"),
     ("/tasks/{task_id}", "delete"),
 }

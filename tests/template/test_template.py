@@ -123,6 +123,12 @@ def test_iam_is_least_privilege(function: str, backend: str) -> None:
         elif any(a.startswith("iam:") for a in actions):
             assert actions == ["iam:PassRole"]
             assert statement["Resource"] == {"Fn::GetAtt": ["TaskScheduleRole", "Arn"]}
+        elif actions == ["dynamodb:Query"]:  # GET /tasks: the listing indexes only
+            assert function == "ScheduleTaskFunction"
+            assert statement["Resource"] == [
+                {"Fn::Sub": "${TasksTable.Arn}/index/by_status_next_run"},
+                {"Fn::Sub": "${TasksTable.Arn}/index/by_status_updated"},
+            ]
         elif any(a.startswith("dynamodb:") for a in actions):
             assert statement["Resource"] == {"Fn::GetAtt": ["TasksTable", "Arn"]}
             assert not {"dynamodb:Scan", "dynamodb:DeleteTable"} & set(actions)
@@ -208,6 +214,7 @@ def test_api_routes(template: dict) -> None:
     routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
     assert routes == {
         ("post", "/schedule-task"),
+        ("get", "/tasks"),
         ("get", "/tasks/{task_id}"),
         ("delete", "/tasks/{task_id}"),
     }
