@@ -10,11 +10,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from task_scheduler import wiring
-from task_scheduler.errors import SchedulerError, quote
+from task_scheduler.errors import SchedulerError, TaskNotFound, quote
 from task_scheduler.http_errors import error_body, status_for
+from task_scheduler.idempotency import KEY_HEADER, REPLAYED_HEADER, Answer, parse_key
+from task_scheduler.model import TaskStatus
 from task_scheduler.responses import cancelled_answer, listed_tasks, scheduled_answer, task_view
 from task_scheduler.schedule_request import decode_event_body
-from task_scheduler.scheduling import new_task_id
+from task_scheduler.scheduling import Scheduler, new_task_id
 from task_scheduler.settings import ApiSettings
 
 logger = Logger()
@@ -25,11 +27,14 @@ settings = ApiSettings.from_env()
 clients = wiring.ApiClients.create(settings.trigger_backend)
 
 
-def new_task_id_logged() -> str:
-    """A new task's id, added to every log line of the rest of this request."""
-    task_id = new_task_id()
+def logged(task_id: str) -> str:
+    """`task_id`, added to every log line of the rest of this request."""
     logger.append_keys(task_id=task_id)
     return task_id
+
+
+def new_task_id_logged() -> str:
+    return logged(new_task_id())
 
 
 api = wiring.api(settings, clients, new_id=new_task_id_logged)
@@ -38,10 +43,38 @@ api = wiring.api(settings, clients, new_id=new_task_id_logged)
 @app.post("/schedule-task")
 def schedule_task() -> Response:
     event = app.current_event
+    key = parse_key(event.headers.get(KEY_HEADER))
     body = decode_event_body(event.body, event.is_base64_encoded)
-    task = api.scheduler.schedule(api.command(body, event.headers.get("content-type")))
-    metrics.add_metric(name="TaskScheduled", unit=MetricUnit.Count, value=1)
-    return Response(status_code=201, content_type="application/json", body=scheduled_answer(task))
+    content_type = event.headers.get("content-type")
+
+    def create(scheduler: Scheduler) -> Answer:
+        task = scheduler.schedule(api.command(body, content_type))
+        metrics.add_metric(name="TaskScheduled", unit=MetricUnit.Count, value=1)
+        return Answer(201, scheduled_answer(task))
+
+    if key is None:
+        answer = create(api.scheduler)
+    else:
+        answer = api.idempotent_creates.handle(
+            key,
+            body,
+            create=lambda task_id: create(api.scheduler_with_id(logged(task_id))),
+            created=created_answer,
+        )
+    headers = {}
+    if answer.replayed:
+        metrics.add_metric(name="IdempotentReplay", unit=MetricUnit.Count, value=1)
+        headers[REPLAYED_HEADER] = "true"
+    return Response(answer.status, "application/json", answer.body, headers)
+
+
+def created_answer(task_id: str) -> Answer | None:
+    """The 201 a request that died after creating this task would have answered, if it did."""
+    try:
+        task = api.scheduler.get(task_id)
+    except TaskNotFound:
+        return None
+    return Answer(201, scheduled_answer(task.with_changes(status=TaskStatus.SCHEDULED)))
 
 
 @app.get("/tasks")

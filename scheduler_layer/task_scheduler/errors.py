@@ -67,6 +67,14 @@ class TaskConflict(SchedulerError):
     """The task is in a state that does not allow what was asked (the lifecycle routes' 409)."""
 
 
+class IdempotencyKeyReused(InvalidRequest):
+    """An `Idempotency-Key` already used with another body (contract section 1's 422)."""
+
+
+class RepeatInProgress(SchedulerError):
+    """A request with this `Idempotency-Key` is still being handled (contract section 1's 409)."""
+
+
 class DependencyFailure(SchedulerError):
     """An AWS service the scheduler relies on failed; nothing half-written was left behind.
 

@@ -6,8 +6,10 @@ from typing import Any
 
 from task_scheduler.errors import (
     DependencyFailure,
+    IdempotencyKeyReused,
     InvalidRequest,
     PayloadTooLarge,
+    RepeatInProgress,
     SchedulerError,
     TaskConflict,
     TaskNotFound,
@@ -21,10 +23,13 @@ from task_scheduler.errors import (
 MAX_LISTED_PROBLEMS = 50
 MAX_TEXT_CHARS = 1000
 
+# The first kind an error is an instance of decides (a 422 is also an InvalidRequest).
 _STATUS: tuple[tuple[type[SchedulerError], int], ...] = (
+    (IdempotencyKeyReused, 422),
     (InvalidRequest, 400),
     (TaskNotFound, 404),
     (TaskConflict, 409),
+    (RepeatInProgress, 409),
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (DependencyFailure, 503),

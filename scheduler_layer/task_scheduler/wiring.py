@@ -4,6 +4,7 @@ pass clients of their own (moto's, or ones that inject faults)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from task_scheduler.addresses import Resolver
     from task_scheduler.arming import OccurrenceArming
     from task_scheduler.execution import Executor
+    from task_scheduler.idempotency import IdempotentCreates
     from task_scheduler.reconcile import Reconciler
     from task_scheduler.scheduling import Scheduler
     from task_scheduler.task_listing import TaskListing
@@ -93,6 +95,9 @@ class Api:
     actions: ActionRegistry[ActionValidator]
     clock: Clock
     listing: TaskListing
+    idempotent_creates: IdempotentCreates
+    # The same scheduler, giving the next task the id given (one an Idempotency-Key reserved).
+    scheduler_with_id: Callable[[str], Scheduler]
 
     def command(self, body: bytes | None, content_type: str | None) -> ScheduleCommand:
         """The request body as a valid command, or the domain error that answers it."""
@@ -108,19 +113,30 @@ def api(
     resolver: Resolver | None = None,
 ) -> Api:
     from task_scheduler.actions import validators
+    from task_scheduler.idempotency import IdempotencyRecords, IdempotentCreates
     from task_scheduler.page_tokens import PageTokens, TableKey
     from task_scheduler.scheduling import Scheduler, new_task_id
     from task_scheduler.storage import TaskStore
     from task_scheduler.task_listing import TaskListing
 
     clock = clock or SystemClock()
-    return Api(
-        scheduler=Scheduler(
-            TaskStore(clients.dynamodb, settings.table_name),
-            _arming(settings.triggers, clients.events, clients.scheduler, clients.sqs),
+    store = TaskStore(clients.dynamodb, settings.table_name)
+    triggers = _arming(settings.triggers, clients.events, clients.scheduler, clients.sqs)
+
+    def scheduler(task_ids: Callable[[], str]) -> Scheduler:
+        return Scheduler(
+            store,
+            triggers,
             clock,
-            new_id or new_task_id,
+            task_ids,
             retention=timedelta(days=settings.finished_task_retention_days),
+        )
+
+    return Api(
+        scheduler=scheduler(new_id or new_task_id),
+        scheduler_with_id=lambda task_id: scheduler(lambda: task_id),
+        idempotent_creates=IdempotentCreates(
+            IdempotencyRecords(clients.dynamodb, settings.table_name), clock, new_task_id
         ),
         actions=validators(allow_loopback=settings.allow_loopback_targets, resolver=resolver),
         clock=clock,
