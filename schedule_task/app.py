@@ -1,5 +1,5 @@
-"""API function: `POST /schedule-task`, `GET /tasks`, `GET /tasks/{task_id}` and
-`DELETE /tasks/{task_id}`.
+"""API function: `POST /schedule-task`, `GET /tasks`, `GET /tasks/{task_id}`,
+`DELETE /tasks/{task_id}`, `POST /tasks/{task_id}/pause` and `POST /tasks/{task_id}/resume`.
 Wiring only; the logic lives in the `task_scheduler` package (the SchedulerLayer)."""
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from task_scheduler.errors import SchedulerError, TaskNotFound, quote
 from task_scheduler.http_errors import error_body, status_for
 from task_scheduler.idempotency import KEY_HEADER, REPLAYED_HEADER, Answer, parse_key
 from task_scheduler.model import TaskStatus
-from task_scheduler.responses import cancelled_answer, listed_tasks, scheduled_answer, task_view
+from task_scheduler.responses import (
+    cancelled_answer,
+    listed_tasks,
+    paused_answer,
+    resumed_answer,
+    scheduled_answer,
+    task_view,
+)
 from task_scheduler.schedule_request import decode_event_body
 from task_scheduler.scheduling import Scheduler, new_task_id
 from task_scheduler.settings import ApiSettings
@@ -99,6 +106,22 @@ def cancel_task(task_id: str) -> dict:
     task = api.scheduler.cancel(task_id)
     metrics.add_metric(name="TaskCancelled", unit=MetricUnit.Count, value=1)
     return cancelled_answer(task)
+
+
+@app.post("/tasks/<task_id>/pause")
+def pause_task(task_id: str) -> dict:
+    logger.append_keys(task_id=task_id)
+    task = api.scheduler.pause(task_id)
+    metrics.add_metric(name="TaskPaused", unit=MetricUnit.Count, value=1)
+    return paused_answer(task)
+
+
+@app.post("/tasks/<task_id>/resume")
+def resume_task(task_id: str) -> dict:
+    logger.append_keys(task_id=task_id)
+    task = api.scheduler.resume(task_id)
+    metrics.add_metric(name="TaskResumed", unit=MetricUnit.Count, value=1)
+    return resumed_answer(task)
 
 
 @app.exception_handler(SchedulerError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from task_scheduler.model import Task
+from task_scheduler.model import Task, TaskStatus
 from task_scheduler.task_listing import TaskPage, TaskSummary
 
 
@@ -29,6 +29,16 @@ def cancelled_answer(task: Task) -> dict[str, Any]:
     return {"task_id": task.task_id, "status": task.status.value}
 
 
+def paused_answer(task: Task) -> dict[str, Any]:
+    """The `200` body of `POST /tasks/{task_id}/pause`, the first time and every time after."""
+    return {"task_id": task.task_id, "status": task.status.value}
+
+
+def resumed_answer(task: Task) -> dict[str, Any]:
+    """The `200` body of `POST /tasks/{task_id}/resume`."""
+    return {"task_id": task.task_id, "status": task.status.value, "next_run_at": task.next_run_at}
+
+
 def task_view(task: Task) -> dict[str, Any]:
     """The representation `GET /tasks/{task_id}` returns."""
     out: dict[str, Any] = {
@@ -41,7 +51,9 @@ def task_view(task: Task) -> dict[str, Any]:
         "updated_at": task.updated_at,
     }
     if task.is_cron:
-        out["next_run_at"] = task.next_run_at
+        # A paused task has no next run until it is resumed.
+        paused = task.status is TaskStatus.PAUSED
+        out["next_run_at"] = None if paused else task.next_run_at
         out["timezone"] = task.timezone
         out["recurring"] = task.recurring
         out["runs"] = task.runs

@@ -105,20 +105,22 @@ class TaskStore:
     # -- cancelling ------------------------------------------------------------------------------
 
     def cancel(self, task_id: str, now: datetime, retention: timedelta) -> bool:
-        """`scheduled` → `cancelled`: out of the `by_due` index, and expiring after `retention`
-        like any finished task. False when the task is not `scheduled` (a claim came first)."""
+        """`scheduled` or `paused` → `cancelled`: out of the `by_due` index, and expiring after
+        `retention` like any finished task. False when the task is neither (a claim came
+        first)."""
         return self._write(
             "cancel the task",
             self._client.update_item,
             Key=key(task_id),
             UpdateExpression="SET #status = :cancelled, updated_at = :now, expires_at = :expires "
             "REMOVE next_run_at, due_shard",
-            ConditionExpression="#status = :scheduled",
+            ConditionExpression="#status IN (:scheduled, :paused)",
             ExpressionAttributeNames=_STATUS,
             ExpressionAttributeValues=attributes(
                 {
                     ":cancelled": TaskStatus.CANCELLED.value,
                     ":scheduled": TaskStatus.SCHEDULED.value,
+                    ":paused": TaskStatus.PAUSED.value,
                     ":now": format_utc(now),
                     ":expires": epoch(now + retention),
                 }

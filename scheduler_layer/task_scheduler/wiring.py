@@ -118,10 +118,12 @@ def api(
     from task_scheduler.scheduling import Scheduler, new_task_id
     from task_scheduler.storage import TaskStore
     from task_scheduler.task_listing import TaskListing
+    from task_scheduler.task_pauses import TaskPauses
 
     clock = clock or SystemClock()
     store = TaskStore(clients.dynamodb, settings.table_name)
     triggers = _arming(settings.triggers, clients.events, clients.scheduler, clients.sqs)
+    pauses = TaskPauses(clients.dynamodb, settings.table_name)
 
     def scheduler(task_ids: Callable[[], str]) -> Scheduler:
         return Scheduler(
@@ -130,6 +132,7 @@ def api(
             clock,
             task_ids,
             retention=timedelta(days=settings.finished_task_retention_days),
+            pauses=pauses,
         )
 
     return Api(

@@ -27,7 +27,7 @@ pytestmark = on_both_backends
 BASE = datetime(2090, 1, 1, tzinfo=UTC)
 
 
-def _list(handlers: Handlers, **params: str) -> dict[str, Any]:
+def list_tasks(handlers: Handlers, **params: str) -> dict[str, Any]:
     event = api_event("GET", "/tasks")
     event.update(
         body=None,
@@ -61,7 +61,7 @@ def _follow(handlers: Handlers, between_pages: Any = None, **params: str) -> lis
     pages, token = [], None
     while True:
         query = dict(params, **({"next_token": token} if token else {}))
-        response = _list(handlers, **query)
+        response = list_tasks(handlers, **query)
         assert response["statusCode"] == 200, response["body"]
         body = body_of(response)
         pages.append(body["tasks"])
@@ -94,7 +94,7 @@ def test_scheduled_tasks_are_listed_soonest_first_with_their_fields(
     )
     assert cron["statusCode"] == 201, cron["body"]
 
-    response = _list(handlers)
+    response = list_tasks(handlers)
 
     assert response["statusCode"] == 200, response["body"]
     body = body_of(response)
@@ -113,7 +113,7 @@ def test_scheduled_tasks_are_listed_soonest_first_with_their_fields(
     assert {"created_at", "updated_at"} <= set(first)
     assert body["tasks"][0]["next_run_at"] == "2098-01-01T08:00:00Z"
     assert body["tasks"][0]["timezone"] == "Europe/Paris"
-    assert body_of(_list(handlers, status="completed")) == {"tasks": [], "next_token": None}
+    assert body_of(list_tasks(handlers, status="completed")) == {"tasks": [], "next_token": None}
 
 
 def test_paging_lists_every_task_once_while_others_are_added(aws: Aws, handlers: Handlers) -> None:
@@ -163,7 +163,7 @@ def test_paused_tasks_are_listed_in_their_place_without_a_next_run(
     later = _put(aws, TaskStatus.PAUSED, BASE + timedelta(days=2))
     sooner = _put(aws, TaskStatus.PAUSED, BASE + timedelta(days=1))
 
-    body = body_of(_list(handlers, status="paused"))
+    body = body_of(list_tasks(handlers, status="paused"))
 
     assert [task["task_id"] for task in body["tasks"]] == [sooner, later]
     assert all("next_run_at" not in task for task in body["tasks"])
@@ -222,7 +222,7 @@ def test_tasks_spread_over_every_listing_shard() -> None:
 def test_a_bad_parameter_is_a_400_naming_it(
     aws: Aws, handlers: Handlers, params: dict[str, str], fields: list[str]
 ) -> None:
-    response = _list(handlers, **params)
+    response = list_tasks(handlers, **params)
 
     assert response["statusCode"] == 400, response["body"]
     assert [error["field"] for error in body_of(response)["errors"]] == fields
@@ -231,7 +231,7 @@ def test_a_bad_parameter_is_a_400_naming_it(
 def _a_token(aws: Aws, handlers: Handlers, status: str = "completed") -> str:
     for n in range(3):
         _put(aws, TaskStatus(status), BASE + timedelta(seconds=n))
-    token = body_of(_list(handlers, status=status, limit="1"))["next_token"]
+    token = body_of(list_tasks(handlers, status=status, limit="1"))["next_token"]
     assert token
     return token
 
@@ -255,7 +255,7 @@ def test_a_forged_or_garbled_token_is_a_400_never_another_read(
         "é" + token,
         "x" * 5000,
     ):
-        response = _list(handlers, status="completed", next_token=bad)
+        response = list_tasks(handlers, status="completed", next_token=bad)
         assert response["statusCode"] == 400, (bad, response["body"])
         assert [e["field"] for e in body_of(response)["errors"]] == ["next_token"]
 
@@ -263,10 +263,10 @@ def test_a_forged_or_garbled_token_is_a_400_never_another_read(
 def test_a_token_is_only_good_for_its_own_status(aws: Aws, handlers: Handlers) -> None:
     token = _a_token(aws, handlers, "completed")
 
-    response = _list(handlers, status="failed", next_token=token)
+    response = list_tasks(handlers, status="failed", next_token=token)
 
     assert response["statusCode"] == 400, response["body"]
     assert body_of(response)["errors"] == [
         {"field": "next_token", "problem": "belongs to a listing of another status"}
     ]
-    assert _list(handlers, status="completed", next_token=token)["statusCode"] == 200
+    assert list_tasks(handlers, status="completed", next_token=token)["statusCode"] == 200

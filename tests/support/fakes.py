@@ -103,13 +103,13 @@ class FakeStore:
             del self.tasks[task_id]
 
     def cancel(self, task_id, now, retention):
-        # The same condition as the real store: only a `scheduled` task is cancelled.
+        # The same condition as the real store: only a `scheduled` or `paused` task is cancelled.
         self._enter("cancel", task_id)
         self.cancels.append((task_id, now, retention))
         if self.before_cancel is not None:
             self.before_cancel()
         task = self.tasks.get(task_id)
-        if task is None or task.status is not TaskStatus.SCHEDULED:
+        if task is None or task.status not in (TaskStatus.SCHEDULED, TaskStatus.PAUSED):
             return False
         self.tasks[task_id] = task.with_changes(
             status=TaskStatus.CANCELLED, updated_at=format_utc(now), next_run_at=None

@@ -21,6 +21,8 @@ ROUTES = {
     ("/tasks", "get"),
     ("/tasks/{task_id}", "get"),
     ("/tasks/{task_id}", "delete"),
+    ("/tasks/{task_id}/pause", "post"),
+    ("/tasks/{task_id}/resume", "post"),
 }
 
 

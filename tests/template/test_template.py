@@ -217,6 +217,8 @@ def test_api_routes(template: dict) -> None:
         ("get", "/tasks"),
         ("get", "/tasks/{task_id}"),
         ("delete", "/tasks/{task_id}"),
+        ("post", "/tasks/{task_id}/pause"),
+        ("post", "/tasks/{task_id}/resume"),
     }
 
 
