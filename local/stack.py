@@ -90,6 +90,8 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, moto_port = self._moto.get_host_and_port()
+        # To look inside (aws --endpoint-url ... dynamodb scan --table-name local-TasksTable).
+        log.info("AWS is emulated by moto at http://%s:%s", host, moto_port)
         # What the Lambda runtime would give the functions: credentials, region, and (here) the
         # emulated endpoints. Set before any client exists, so every client reads them.
         os.environ.update(
