@@ -71,6 +71,7 @@ class LocalStack:
         self.table_names: dict[str, str] = {}
         self.signing_secret = ""
         self._pollers: list[Any] = []
+        self._before_send: Any = None
 
     def start(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -105,6 +106,12 @@ class LocalStack:
         )
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
+        from local.aws_dispatch import MotoDispatch, install, route_to
+
+        # The functions' calls to moto skip HTTP (botocore still prepares each one as for AWS).
+        self.dispatch = MotoDispatch()
+        self._before_send = route_to(self.dispatch, os.environ["AWS_ENDPOINT_URL"])
+        install(self._before_send)
 
         import boto3
 
@@ -273,6 +280,7 @@ class LocalStack:
                 )
 
     def stop(self) -> None:
+        from local.aws_dispatch import uninstall
         from local.moto_fidelity import (
             limit_default_bus_rules,
             unwatch_event_rules,
@@ -288,6 +296,7 @@ class LocalStack:
             lambda: self.schedule_clock and self.schedule_clock.stop(),
             lambda: self._lambda_api and self._lambda_api.stop(),
             lambda: self._moto and self._moto.stop(),
+            lambda: self._before_send and uninstall(self._before_send),
             lambda: limit_default_bus_rules(None),
         ):
             try:
