@@ -46,8 +46,7 @@ class LocalFunction:
         self,
         logical_id: str,
         arn: str,
-        module: ModuleType,
-        handler_name: str,
+        handler: Callable[[Any, LambdaContext], Any],
         memory_mb: int,
         timeout_seconds: int,
         concurrency: int,
@@ -55,9 +54,10 @@ class LocalFunction:
         self.logical_id = logical_id
         self.arn = arn
         self.name = arn.rsplit(":", 1)[1]
-        self._handler = getattr(module, handler_name)
-        self._memory_mb = memory_mb
-        self._timeout = timeout_seconds
+        # The module's handler, or (local.workers) one that runs it in a worker process.
+        self.handler = handler
+        self.memory_mb = memory_mb
+        self.timeout_seconds = timeout_seconds
         # Like a function's concurrency limit: async events queue when every slot is busy.
         self._slots = threading.BoundedSemaphore(concurrency)
         self._in_flight = 0
@@ -76,12 +76,12 @@ class LocalFunction:
         context = LambdaContext(
             function_name=self.name,
             invoked_function_arn=self.arn,
-            memory_limit_in_mb=self._memory_mb,
-            timeout_seconds=self._timeout,
+            memory_limit_in_mb=self.memory_mb,
+            timeout_seconds=self.timeout_seconds,
             aws_request_id=str(uuid.uuid4()),
-            _deadline=time.monotonic() + self._timeout,
+            _deadline=time.monotonic() + self.timeout_seconds,
         )
-        return self._handler(event, context)
+        return self.handler(event, context)
 
     def invoke_async(self, event: Any) -> None:
         """An `Event` invocation: returns at once; the handler runs on its own thread."""
@@ -156,9 +156,10 @@ def load_functions(
     arns: dict[str, str],
     extra_env: dict[str, str],
     concurrency: int,
+    handlers: Callable[[str], Callable[[Any, LambdaContext], Any]] | None = None,
 ) -> dict[str, LocalFunction]:
-    """Every AWS::Serverless::Function of the template, keyed by logical id (the caller has
-    mounted the layers with `add_layers`)."""
+    """Every AWS::Serverless::Function of the template, keyed by logical id: its handler imported
+    here (the caller has mounted the layers with `add_layers`), or `handlers(logical_id)`."""
     functions = {}
     globals_ = template.get("Globals", {}).get("Function", {})
     for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
@@ -169,15 +170,19 @@ def load_functions(
             "AWS_LAMBDA_FUNCTION_NAME": arns[logical_id].rpartition(":")[2],
             **extra_env,
         }
-        module_file, _, handler_name = props["Handler"].rpartition(".")
-        code_dir = ROOT / props["CodeUri"]
-        with _environment(env):
-            module = import_handler(code_dir / f"{module_file.replace('.', '/')}.py")
+        if handlers is not None:
+            handler = handlers(logical_id)
+        else:
+            module_file, _, handler_name = props["Handler"].rpartition(".")
+            with _environment(env):
+                module = import_handler(
+                    ROOT / props["CodeUri"] / f"{module_file.replace('.', '/')}.py"
+                )
+            handler = getattr(module, handler_name)
         functions[logical_id] = LocalFunction(
             logical_id=logical_id,
             arn=arns[logical_id],
-            module=module,
-            handler_name=handler_name,
+            handler=handler,
             memory_mb=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
             timeout_seconds=int(props.get("Timeout", globals_.get("Timeout", 3))),
             concurrency=concurrency,

@@ -1,5 +1,11 @@
 """Lambda's SQS event source mapping, emulated: polls a queue in moto and invokes the function
-with the same event Lambda builds, deleting what succeeded (partial batch failures honoured)."""
+with the same event Lambda builds, deleting what succeeded (partial batch failures honoured).
+
+Like Lambda's, several pollers long-poll the queue at once, each taking up to ten messages per
+call and invoking the function with batches of at most BatchSize records, batches running side
+by side up to the mapping's concurrency: a thousand messages becoming visible in the same second
+are taken in about a hundred calls and run together, not one by one.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from local.functions import LocalFunction
 
 log = logging.getLogger("local.sqs")
 
+POLLERS = 5  # Lambda starts an SQS mapping with five long-polling connections
+RECEIVE_MAX = 10  # SQS's most messages per ReceiveMessage
+
 
 class QueuePoller:
     def __init__(
@@ -22,45 +31,80 @@ class QueuePoller:
         region: str,
         function: LocalFunction,
         batch_size: int,
+        concurrency: int = 256,
+        pollers: int = POLLERS,
     ) -> None:
         self._sqs = sqs
         self._url = queue_url
         self._arn = queue_arn
         self._region = region
         self._function = function
-        self._batch_size = batch_size
+        self._batch_size = max(1, batch_size)
+        # Batches in flight at once: a poller waits for a free slot before it takes more.
+        self._slots = threading.BoundedSemaphore(max(1, concurrency))
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sqs-{queue_arn}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sqs-{queue_arn}-{n}", daemon=True)
+            for n in range(max(1, pollers))
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stopped.is_set():
+            # Room for a full receive before asking for one (released as batches finish).
+            held = 0
+            while held < RECEIVE_MAX and self._slots.acquire(timeout=0.5 if not held else 0):
+                held += 1
+            if not held:
+                continue
             try:
-                messages = self._sqs.receive_message(
-                    QueueUrl=self._url,
-                    MaxNumberOfMessages=self._batch_size,
-                    WaitTimeSeconds=1,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
+                messages = self._receive(held)
             except Exception:
+                self._release(held)
                 if not self._stopped.is_set():
                     log.exception("polling %s failed", self._arn)
                 self._stopped.wait(1)
                 continue
-            if messages:
-                # Each batch on its own thread: a slow batch does not hold up the next.
+            batches = [
+                messages[i : i + self._batch_size]
+                for i in range(0, len(messages), self._batch_size)
+            ]
+            self._release(held - len(batches))
+            for batch in batches:
                 threading.Thread(
-                    target=self._deliver, args=(messages,), name="sqs-batch", daemon=True
+                    target=self._deliver, args=(batch,), name="sqs-batch", daemon=True
                 ).start()
 
+    def _receive(self, room: int) -> list[dict[str, Any]]:
+        # Up to `room` batches of messages: no more than the free slots can run.
+        count = min(RECEIVE_MAX, room * self._batch_size)
+        return self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._invoke(messages)
+        finally:
+            self._slots.release()
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(message) for message in messages]}
         try:
             result = self._function.invoke(event)
@@ -72,9 +116,17 @@ class QueuePoller:
             for item in (result or {}).get("batchItemFailures", [])
             if isinstance(item, dict)
         }
-        for message in messages:
-            if message["MessageId"] not in failed:
-                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+        done = [message for message in messages if message["MessageId"] not in failed]
+        if len(done) == 1:
+            self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=done[0]["ReceiptHandle"])
+        elif done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                    for n, message in enumerate(done)
+                ],
+            )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         body = message.get("Body", "")

@@ -39,6 +39,7 @@ class LocalConfig:
     region: str = "us-east-1"
     aws_timing: bool = False  # fire rules at a random second of their minute, as AWS may
     concurrency: int = 256  # concurrent asynchronous invocations per function
+    workers: int = 0  # processes running the handlers; 0: this process runs them
     rules_quota: int = 300  # EventBridge's default quota of rules per event bus
     trigger_backend: str = "rules"  # the template's TriggerBackend: rules or scheduler
     signing_secret: str | None = None  # whsec_...; generated when not given
@@ -53,6 +54,7 @@ class LocalConfig:
             region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
             aws_timing=(env.get("LOCAL_AWS_TIMING") or "").strip().lower() in ("1", "true", "yes"),
             concurrency=int(env.get("LOCAL_CONCURRENCY") or 256),
+            workers=int(env.get("LOCAL_WORKERS") or (os.cpu_count() or 1)),
             rules_quota=int(env.get("LOCAL_RULES_QUOTA") or 300),
             trigger_backend=(env.get("TRIGGER_BACKEND") or "rules").strip(),
             signing_secret=env.get("WEBHOOK_SIGNING_SECRET") or None,
@@ -72,6 +74,7 @@ class LocalStack:
         self.signing_secret = ""
         self._pollers: list[Any] = []
         self._before_send: Any = None
+        self.workers: Any = None  # local.workers.WorkerPool, with LOCAL_WORKERS > 0
 
     def start(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -82,11 +85,13 @@ class LocalStack:
             watch_event_rules,
             watch_schedules,
         )
+        from local.sqs_visibility import wake_long_polls_on_visibility
 
         config = self.config
         declared = load_template()
         overrides = template_parameters(declared, config)  # a bad TRIGGER_BACKEND stops us here
         make_dynamodb_writes_atomic()
+        wake_long_polls_on_visibility()
         limit_default_bus_rules(self.config.rules_quota)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
@@ -191,7 +196,18 @@ class LocalStack:
         self._lambda_api = LambdaInvokeApi({})
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self._lambda_api.url
         local_env = {"ALLOW_LOOPBACK_TARGETS": "true", **config.extra_env}
-        self.functions = load_functions(template, resolve, arns, local_env, config.concurrency)
+        handlers = None
+        if config.workers > 0:
+            from local.worker_process import FunctionsSpec
+            from local.workers import WorkerPool
+
+            spec = FunctionsSpec(template, resolve, arns, local_env, os.environ["AWS_ENDPOINT_URL"])
+            self.workers = WorkerPool(config.workers, spec, self.dispatch)
+            self.workers.start()
+            handlers = self.workers.handler
+        self.functions = load_functions(
+            template, resolve, arns, local_env, config.concurrency, handlers
+        )
         self._lambda_api.register(self.functions)
         self._lambda_api.start()
         self._connect_event_sources(template, resolve, queues, boto3.client("sqs"))
@@ -266,7 +282,13 @@ class LocalStack:
                 arn = str(resolve_value(event["Properties"]["Queue"], resolve))
                 batch_size = int(event["Properties"].get("BatchSize", 10))
                 poller = QueuePoller(
-                    sqs, url_for_arn[arn], arn, self.config.region, function, batch_size
+                    sqs,
+                    url_for_arn[arn],
+                    arn,
+                    self.config.region,
+                    function,
+                    batch_size,
+                    self.config.concurrency,
                 )
                 poller.start()
                 self._pollers.append(poller)
@@ -295,6 +317,7 @@ class LocalStack:
             lambda: self.schedule_clock and unwatch_schedules(self.schedule_clock),
             lambda: self.schedule_clock and self.schedule_clock.stop(),
             lambda: self._lambda_api and self._lambda_api.stop(),
+            lambda: self.workers and self.workers.stop(),
             lambda: self._moto and self._moto.stop(),
             lambda: self._before_send and uninstall(self._before_send),
             lambda: limit_default_bus_rules(None),

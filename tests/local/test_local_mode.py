@@ -138,13 +138,26 @@ def test_stops_cleanly_on_ctrl_c() -> None:
     with local_mode() as local:
         port = local.port
         assert not port_is_free(port)
-        # Everything (moto included) runs inside this one process: nothing to leave behind.
+        # The handlers run in worker processes (LOCAL_WORKERS, one per core by default).
         pid = local.process.pid
-        assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert children
         code = local.stop()
     assert code == 0
     assert local.process.poll() == 0
     assert port_is_free(port)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(child) for child in children):
+        time.sleep(0.1)
+    assert not any(_alive(child) for child in children), "a worker outlived local mode"
+
+
+def _alive(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_readme_shows_the_same_quick_start_curl() -> None:

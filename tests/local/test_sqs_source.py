@@ -1,0 +1,157 @@
+"""Lambda's SQS event source, emulated (local.sqs_source): batches of at most BatchSize records
+run side by side, each message is delivered once and deleted unless reported failed; and moto's
+long poll wakes when a delayed message becomes receivable (local.sqs_visibility)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.sqs_source import QueuePoller
+from local.sqs_visibility import next_receivable_ms, wake_long_polls_on_visibility
+
+ARN = "arn:aws:sqs:us-east-1:123456789012:q"
+
+
+@dataclass
+class RecordingFunction:
+    """Stands in for a LocalFunction: records each batch, answers as `answer` says."""
+
+    logical_id: str = "Fn"
+    barrier: threading.Barrier | None = None
+    fail_bodies: set[str] = field(default_factory=set)
+    batches: list[list[str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        bodies = [record["body"] for record in event["Records"]]
+        with self.lock:
+            self.batches.append(bodies)
+        if self.barrier is not None:
+            self.barrier.wait()  # breaks (and fails the test) unless all run side by side
+        failures = [
+            {"itemIdentifier": record["messageId"]}
+            for record in event["Records"]
+            if record["body"] in self.fail_bodies
+        ]
+        return {"batchItemFailures": failures}
+
+
+@pytest.fixture
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def _poll_until(condition: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.05)
+
+
+def _run(sqs: Any, function: RecordingFunction, batch_size: int, bodies: list[str]) -> str:
+    url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    poller = QueuePoller(sqs, url, ARN, "us-east-1", function, batch_size)  # type: ignore[arg-type]
+    poller.start()
+    try:
+        _poll_until(lambda: sum(len(b) for b in function.batches) >= len(bodies))
+        time.sleep(0.3)  # any duplicate would show now
+    finally:
+        poller.stop()
+    return url
+
+
+class CountingSqs:
+    """The SQS client, counting the ReceiveMessage calls that returned messages."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.receives_with_messages = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        answer = self._client.receive_message(**kwargs)
+        if answer.get("Messages"):
+            self.receives_with_messages += 1
+        return answer
+
+
+def test_messages_visible_together_run_side_by_side_each_once(sqs: Any) -> None:
+    bodies = [f"m{n}" for n in range(24)]
+    function = RecordingFunction(barrier=threading.Barrier(24, timeout=20))
+    counting = CountingSqs(sqs)
+    url = _run(counting, function, 1, bodies)
+    assert sorted(body for batch in function.batches for body in batch) == sorted(bodies)
+    assert all(len(batch) == 1 for batch in function.batches)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+    # Up to ten messages a call, as Lambda's pollers take them, not one call per batch.
+    assert counting.receives_with_messages < len(bodies) / 2
+
+
+def test_batches_hold_at_most_batch_size_and_failed_records_stay(sqs: Any) -> None:
+    bodies = [f"m{n}" for n in range(7)]
+    function = RecordingFunction(fail_bodies={"m3"})
+    url = _run(sqs, function, 3, bodies)
+    assert sorted(body for batch in function.batches for body in batch) == sorted(bodies)
+    assert max(len(batch) for batch in function.batches) <= 3
+    left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert left["ApproximateNumberOfMessagesNotVisible"] == "1"
+    assert left["ApproximateNumberOfMessages"] == "0"
+
+
+@dataclass
+class FakeMessage:
+    visible_at: float = 0.0
+    delayed_until: float = 0.0
+
+
+def test_the_next_receivable_moment_is_the_soonest_delay_or_visibility_end() -> None:
+    assert next_receivable_ms([]) is None
+    messages = [FakeMessage(delayed_until=5_000), FakeMessage(visible_at=3_000), FakeMessage()]
+    assert next_receivable_ms(messages[:2]) == 3_001
+    assert next_receivable_ms([FakeMessage(visible_at=9_000, delayed_until=4_000)]) == 9_001
+
+
+class RecordingCondition:
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def __enter__(self) -> RecordingCondition:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        return None
+
+    def wait_for(self, predicate: Any, timeout: float) -> bool:
+        self.timeouts.append(timeout)
+        return bool(predicate())
+
+
+def test_a_long_poll_waits_only_until_a_delayed_message_is_due() -> None:
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue
+
+    wake_long_polls_on_visibility()
+
+    class WaitingQueue:
+        _messages_lock = RecordingCondition()
+        _messages = [FakeMessage(delayed_until=unix_time_millis() + 400)]
+        messages: list[Any] = []
+
+    Queue.wait_for_messages(WaitingQueue(), 20)  # type: ignore[arg-type]
+    (timeout,) = WaitingQueue._messages_lock.timeouts
+    assert 0 < timeout <= 0.4
