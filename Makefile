@@ -90,12 +90,21 @@ $(BENCH_STAMP): requirements/runtime.txt requirements/dev.txt
 	touch $(BENCH_STAMP)
 
 .PHONY: bench
-bench: $(STAMP) $(BENCH_STAMP) ## Print the benchmarks' figures (cold-start imports; AWS calls per task; start precision; 200-task local burst; 10,000 pending tasks)
+bench: $(STAMP) $(BENCH_STAMP) ## Print the benchmarks' figures (cold-start imports; AWS calls per task; start precision; local mode under load)
 	$(BENCH_VENV)/bin/python bench/import_cost.py
 	$(BIN)/python bench/aws_calls.py
 	$(BIN)/python bench/precision.py
-	$(BIN)/python bench/local_burst.py
-	$(BIN)/python bench/local_capacity.py
+	$(MAKE) --no-print-directory bench-local
+
+# Local mode under load, on both trigger backends: 1,000 tasks due at the same second, then
+# 10,000 pending tasks scheduled by 16 clients (about 15 minutes in all on 2 cores).
+.PHONY: bench-local
+bench-local: $(STAMP) ## Print local mode's figures: a 1,000-task burst and 10,000 pending tasks, both backends
+	@echo "load average: $$(cut -d' ' -f1-3 /proc/loadavg)"
+	$(BIN)/python bench/local_burst.py --backend rules
+	$(BIN)/python bench/local_burst.py --backend scheduler
+	$(BIN)/python bench/local_capacity.py --backend scheduler
+	$(BIN)/python bench/local_capacity.py --backend rules
 
 .PHONY: clean
 clean: ## Remove the venv, build output and caches

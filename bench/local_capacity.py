@@ -1,7 +1,8 @@
 """Capacity of local mode: N tasks scheduled through the HTTP API by concurrent clients stay
 pending (spread over the coming days), and a sample due a minute or two ahead fires correctly
 with all of them waiting. Prints the scheduling rate, the triggers moto holds, local mode's
-memory, and the sample's deliveries (exactly once, never early, how late).
+memory (its main process, which holds moto's state, and its worker processes), and the sample's
+deliveries (exactly once, never early, how late).
 
 Run: `.venv/bin/python bench/local_capacity.py [--tasks 10000] [--sample 50] [--clients 16]
 [--backend scheduler|rules] [--lead-seconds 60] [--spread-seconds 60]`. Exits 0 when every task
@@ -191,6 +192,12 @@ def memory_kib(pid: int) -> dict[str, int]:
     return figures
 
 
+def children(pid: int) -> list[int]:
+    """Process `pid`'s children (Linux): local mode's worker processes."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
 def api_statuses(local: LocalProcess, task_ids: list[str]) -> list[str]:
     session = requests.Session()
     headers = {"x-api-key": local.api_key}
@@ -305,11 +312,15 @@ def main() -> int:
             )
         if statuses.count("scheduled") != len(checked):
             failures.append("a pending task read back other than scheduled")
-        memory = memory_kib(local.process.pid)
+        main_memory = memory_kib(local.process.pid)
+        workers = [memory_kib(child) for child in children(local.process.pid)]
+        total_rss = main_memory["VmRSS"] + sum(worker["VmRSS"] for worker in workers)
         out(
-            f"{label} local_mode_rss={memory['VmRSS'] / 1024:.0f} MiB "
-            f"peak_rss={memory['VmHWM'] / 1024:.0f} MiB (pid {local.process.pid}, with "
-            f"{len(pending_ids) + len(sample_ids)} tasks pending)\n"
+            f"{label} local_mode_rss={total_rss / 1024:.0f} MiB "
+            f"(main {main_memory['VmRSS'] / 1024:.0f} MiB, peak "
+            f"{main_memory['VmHWM'] / 1024:.0f} MiB; {len(workers)} workers "
+            f"{sum(worker['VmRSS'] for worker in workers) / 1024:.0f} MiB) with "
+            f"{len(pending_ids) + len(sample_ids)} tasks pending\n"
         )
 
         deadline = (max(run_ats) - datetime.now(UTC)).total_seconds() + 120
