@@ -6,8 +6,10 @@ Run: `.venv/bin/python bench/local_burst.py [--tasks 1000] [--backend rules|sche
 both backends). Starts `python -m local` on a free port (with the rules quota raised above the
 task count, as a quota increase would on AWS) and a webhook receiver on 127.0.0.1, schedules the
 tasks concurrently, waits for the deliveries, and prints one line per figure, each starting with
-the machine's core count and the backend, so runs on different machines compare. Exits 0 when
-every task was delivered exactly once, never early.
+the machine's core count and the backend, so runs on different machines compare: the scheduling
+rate, the deliveries, their lateness, and the CPU local mode spent on the burst (its main
+process, which holds moto's state, and its workers: the machine's load does not change these).
+Exits 0 when every task was delivered exactly once, never early.
 
 The due second is in the first minute that begins at least `--minutes-ahead` minutes (and 30 s)
 after the start: how a task travels to it (a rule or schedule, the retry queue's delayed
@@ -39,6 +41,21 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
     return ordered[index]
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system) of local mode's main process and of its workers (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(each: int) -> float:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended since listed
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {"main": of(pid), "workers": sum(of(int(child)) for child in children)}
 
 
 def load_average() -> str:
@@ -94,8 +111,13 @@ def main() -> int:
             sys.stderr.write("FAILED: scheduling took past run_at; rerun with --minutes-ahead\n")
             return 1
 
+        # CPU local mode spends from just before run_at to the last delivery: what the burst
+        # costs, whatever else the machine is running.
+        time.sleep(max(0.0, (run_at - datetime.now(UTC)).total_seconds() - 1))
+        cpu_before = cpu_seconds(local.process.pid)
         deadline = (run_at - datetime.now(UTC)).total_seconds() + 180
         receiver.wait_for(args.tasks, timeout=deadline)
+        cpu_after = cpu_seconds(local.process.pid)
         time.sleep(2)  # let any duplicate arrive before counting
         got = receiver.requests
 
@@ -111,6 +133,12 @@ def main() -> int:
             f"p99={percentile(lateness, 0.99) * 1000:.0f} ms "
             f"max={max(lateness) * 1000:.0f} ms load_avg={load_average()}\n"
         )
+    main_cpu = cpu_after["main"] - cpu_before["main"]
+    workers_cpu = cpu_after["workers"] - cpu_before.get("workers", 0.0)
+    out(
+        f"{label} burst_cpu main={main_cpu:.1f}s ({main_cpu / args.tasks * 1000:.1f} ms/task) "
+        f"workers={workers_cpu:.1f}s ({workers_cpu / args.tasks * 1000:.1f} ms/task)\n"
+    )
     ok = delivered == args.tasks and not duplicates and not early
     if not ok:
         sys.stderr.write("FAILED: not every task was delivered exactly once, never early\n")

@@ -85,13 +85,13 @@ class LocalStack:
             watch_event_rules,
             watch_schedules,
         )
-        from local.sqs_visibility import wake_long_polls_on_visibility
+        from local.moto_sqs import receive_like_sqs
 
         config = self.config
         declared = load_template()
         overrides = template_parameters(declared, config)  # a bad TRIGGER_BACKEND stops us here
         make_dynamodb_writes_atomic()
-        wake_long_polls_on_visibility()
+        receive_like_sqs()
         limit_default_bus_rules(self.config.rules_quota)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()

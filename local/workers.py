@@ -114,10 +114,12 @@ class WorkerPool:
 
     def _call(self, request: tuple[Any, ...]) -> tuple[str, str, str]:
         with self._lock:
-            start = next(self._order) % len(self._workers)
-            worker = min(
-                self._workers[start:] + self._workers[:start], key=lambda each: each.in_flight
-            )
+            # A worker that died (as a container can) gets no more invocations.
+            alive = [each for each in self._workers if each.process.is_alive()]
+            if not alive:
+                raise FunctionError("WorkerGone", "every worker process has ended; see the log")
+            start = next(self._order) % len(alive)
+            worker = min(alive[start:] + alive[:start], key=lambda each: each.in_flight)
             worker.in_flight += 1
             connection = worker.idle.pop() if worker.idle else None
         try:

@@ -1,9 +1,10 @@
 """Lambda's SQS event source, emulated (local.sqs_source): batches of at most BatchSize records
 run side by side, each message is delivered once and deleted unless reported failed; and moto's
-long poll wakes when a delayed message becomes receivable (local.sqs_visibility)."""
+long poll wakes when a delayed message becomes receivable (local.moto_sqs)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.moto_sqs import next_receivable_ms, receive_like_sqs
 from local.sqs_source import QueuePoller
-from local.sqs_visibility import next_receivable_ms, wake_long_polls_on_visibility
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:q"
 
@@ -113,6 +114,38 @@ def test_batches_hold_at_most_batch_size_and_failed_records_stay(sqs: Any) -> No
     assert left["ApproximateNumberOfMessages"] == "0"
 
 
+def test_concurrent_receives_never_take_the_same_message(sqs: Any) -> None:
+    receive_like_sqs()
+    url = sqs.create_queue(QueueName="shared", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    for start in range(0, 200, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(start, start + 10)],
+        )
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            with lock:
+                taken.extend(message["MessageId"] for message in messages)
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the interpreter lock around as often as possible
+    try:
+        pollers = [threading.Thread(target=drain) for _ in range(8)]
+        for poller in pollers:
+            poller.start()
+        for poller in pollers:
+            poller.join(timeout=60)
+    finally:
+        sys.setswitchinterval(switching)
+    assert len(taken) == 200
+    assert len(set(taken)) == 200
+
+
 @dataclass
 class FakeMessage:
     visible_at: float = 0.0
@@ -145,7 +178,7 @@ def test_a_long_poll_waits_only_until_a_delayed_message_is_due() -> None:
     from moto.core.utils import unix_time_millis
     from moto.sqs.models import Queue
 
-    wake_long_polls_on_visibility()
+    receive_like_sqs()
 
     class WaitingQueue:
         _messages_lock = RecordingCondition()

@@ -1,0 +1,63 @@
+"""Makes moto's SQS receive as SQS does when several pollers share a queue.
+
+A message is handed to one receive at a time: moto picks the messages of a ReceiveMessage and
+marks them received in two steps without a lock, so two concurrent receives (local mode's five
+pollers) could both take the same message, a duplicate SQS makes only rarely. Here picking and
+marking happen under the queue's own lock (released while the receive waits for messages).
+
+The long poll returns when a message becomes visible: moto's ReceiveMessage with WaitTimeSeconds
+waits on the queue for a second at a time and is woken only by a new message being sent: a
+delayed message (DelaySeconds), or one whose visibility timeout ends, is found only when that
+second is up. The scheduler's retry queue delivers tasks
+through delayed messages, so that second would be lateness AWS does not have. Here the wait ends
+at the moment the first such message becomes receivable (sooner than moto's second).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+_MARK = "_task_scheduler_visibility"
+
+
+def receive_like_sqs() -> None:
+    """Idempotent: a message goes to one concurrent receive only, and a waiting ReceiveMessage
+    wakes at the moment a delayed or in-flight message becomes receivable."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(Queue.wait_for_messages, _MARK, False):
+        return
+    receive_message = SQSBackend.receive_message
+
+    @functools.wraps(receive_message)
+    def receive_one_at_a_time(backend: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        # The queue's lock is reentrant and its wait releases it: other receives (and sends)
+        # go on while this one waits; only picking and marking messages is one step.
+        with backend.get_queue(queue_name)._messages_lock:
+            return receive_message(backend, queue_name, *args, **kwargs)
+
+    SQSBackend.receive_message = receive_one_at_a_time  # type: ignore[method-assign]
+
+    @functools.wraps(Queue.wait_for_messages)
+    def wait_for_messages(queue: Any, timeout: float) -> None:
+        from moto.core.utils import unix_time_millis
+
+        with queue._messages_lock:
+            wait = float(timeout)
+            soonest = next_receivable_ms(queue._messages)
+            if soonest is not None:
+                wait = min(wait, max(0.0, (soonest - unix_time_millis()) / 1000))
+            if not queue.messages:
+                queue._messages_lock.wait_for(lambda: queue.messages, timeout=wait)
+
+    setattr(wait_for_messages, _MARK, True)
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+
+
+def next_receivable_ms(messages: list[Any]) -> float | None:
+    """The earliest time (epoch milliseconds) at which one of `messages` that cannot be received
+    now (delayed, or in flight) can be; None when there is none. moto counts a message visible
+    from the millisecond after its `visible_at`, and delayed until `delayed_until`."""
+    times = [max(m.visible_at + 1, m.delayed_until) for m in messages]
+    return min(times) if times else None
