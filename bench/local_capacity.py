@@ -40,6 +40,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "scheduler_layer"))
 
+from local_burst import cpu_seconds, load_average
+
 from task_scheduler.timing import format_utc, minute_start
 from tests.support.local_process import LocalProcess, local_mode
 from tests.support.receiver import running_receiver
@@ -253,7 +255,9 @@ def main() -> int:
             )
             for i in range(args.tasks)
         ]
+        cpu_before = cpu_seconds(local.process.pid)
         pending, seconds = schedule_all(local, pending_bodies, args.clients)
+        cpu_after = cpu_seconds(local.process.pid)
         ok = [answer for answer in pending if answer.status == 201]
         latencies = [answer.seconds for answer in pending]
         out(
@@ -263,6 +267,14 @@ def main() -> int:
             f"p99={percentile(latencies, 0.99) * 1000:.0f} ms "
             f"max={max(latencies) * 1000:.0f} ms "
             f"retried={sum(answer.retries for answer in pending)}\n"
+        )
+        per_request = {
+            part: (cpu_after[part] - cpu_before[part]) / len(pending) * 1000
+            for part in ("main", "workers")
+        }
+        out(
+            f"{label} scheduling_cpu main={per_request['main']:.1f} ms/req "
+            f"workers={per_request['workers']:.1f} ms/req load_avg={load_average()}\n"
         )
         if len(ok) != args.tasks:
             statuses = sorted({answer.status for answer in pending})

@@ -14,6 +14,8 @@ from tests.support.lambda_runtime import ROOT
 FIGURE_LINES = (
     r"^cores=\d+ backend=scheduler tasks=200 clients=16 scheduled_ok=200 in=[\d.]+s "
     r"rate=\d+ req/s p50=\d+ ms p99=\d+ ms max=\d+ ms retried=\d+$",
+    r"^cores=\d+ backend=scheduler scheduling_cpu main=[\d.]+ ms/req workers=[\d.]+ ms/req "
+    r"load_avg=[\d.]+ [\d.]+ [\d.]+$",
     r"^cores=\d+ backend=scheduler pending_schedules=200/200 sample_schedules=0/5 "
     r"total_schedules=200 \(moto 127\.0\.0\.1:\d+\) api_status_scheduled=100/100$",
     r"^cores=\d+ backend=scheduler local_mode_rss=\d+ MiB \(main \d+ MiB, peak \d+ MiB; \d+ "
