@@ -195,7 +195,8 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 
 def children(pid: int) -> list[int]:
-    """Process `pid`'s children (Linux): local mode's worker processes."""
+    """Process `pid`'s children (Linux): local mode's workers and multiprocessing's resource
+    tracker."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
@@ -330,7 +331,7 @@ def main() -> int:
         out(
             f"{label} local_mode_rss={total_rss / 1024:.0f} MiB "
             f"(main {main_memory['VmRSS'] / 1024:.0f} MiB, peak "
-            f"{main_memory['VmHWM'] / 1024:.0f} MiB; {len(workers)} workers "
+            f"{main_memory['VmHWM'] / 1024:.0f} MiB; {len(workers)} child processes "
             f"{sum(worker['VmRSS'] for worker in workers) / 1024:.0f} MiB) with "
             f"{len(pending_ids) + len(sample_ids)} tasks pending\n"
         )

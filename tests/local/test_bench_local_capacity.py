@@ -19,7 +19,7 @@ FIGURE_LINES = (
     r"^cores=\d+ backend=scheduler pending_schedules=200/200 sample_schedules=0/5 "
     r"total_schedules=200 \(moto 127\.0\.0\.1:\d+\) api_status_scheduled=100/100$",
     r"^cores=\d+ backend=scheduler local_mode_rss=\d+ MiB \(main \d+ MiB, peak \d+ MiB; \d+ "
-    r"workers \d+ MiB\) with 205 tasks pending$",
+    r"child processes \d+ MiB\) with 205 tasks pending$",
     r"^cores=\d+ backend=scheduler sample=5 minute=\S+ delivered=5/5 duplicates=0 early=0 "
     r"unexpected=0 lateness p50=\d+ ms p99=\d+ ms max=\d+ ms sample_schedules_left=0$",
 )
