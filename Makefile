@@ -97,7 +97,7 @@ bench: $(STAMP) $(BENCH_STAMP) ## Print the benchmarks' figures (cold-start impo
 	$(MAKE) --no-print-directory bench-local
 
 # Local mode under load, on both trigger backends: 1,000 tasks due at the same second, then
-# 10,000 pending tasks scheduled by 16 clients (about 15 minutes in all on 2 cores).
+# 10,000 pending tasks scheduled by 16 clients (about 10 minutes in all on 2 cores).
 .PHONY: bench-local
 bench-local: $(STAMP) ## Print local mode's figures: a 1,000-task burst and 10,000 pending tasks, both backends
 	@echo "load average: $$(cut -d' ' -f1-3 /proc/loadavg)"
