@@ -10,7 +10,7 @@ from typing import Any
 from task_scheduler import aws
 from task_scheduler.model import TaskStatus
 from task_scheduler.ports import DueEntry
-from task_scheduler.task_items import attributes, plain
+from task_scheduler.task_items import attributes, plain, shard_of
 
 DUE_INDEX = "by_due"
 DUE_SHARDS = 4
@@ -18,10 +18,7 @@ _PAGE_SIZE = 100
 
 
 def due_shard(task_id: str) -> str:
-    try:
-        return str(int(task_id[:8], 16) % DUE_SHARDS)
-    except ValueError:  # not a UUID: only tests write such ids
-        return "0"
+    return shard_of(task_id, DUE_SHARDS)
 
 
 class DueIndex:

@@ -76,11 +76,16 @@ def key(task_id: str) -> dict[str, Any]:
 LISTING_SHARDS = 4
 
 
-def listing_shard(task_id: str) -> str:
+def shard_of(task_id: str, shards: int) -> str:
+    """A task's shard among `shards` for a sharded index key, from its (random) UUID."""
     try:
-        return str(int(task_id[:8], 16) % LISTING_SHARDS)
+        return str(int(task_id[:8], 16) % shards)
     except ValueError:  # not a UUID: only tests write such ids
         return "0"
+
+
+def listing_shard(task_id: str) -> str:
+    return shard_of(task_id, LISTING_SHARDS)
 
 
 def to_item(task: Task) -> dict[str, Any]:
