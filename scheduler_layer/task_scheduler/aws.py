@@ -47,3 +47,14 @@ def call(service: str, what: str, operation: Callable[..., Any], /, **kwargs: An
         ) from error
     except BotoCoreError as error:
         raise DependencyFailure(f"Could not {what}: {service} was unreachable.") from error
+
+
+def conditional_write(what: str, operation: Callable[..., Any], /, **kwargs: Any) -> Any | None:
+    """A DynamoDB write with a ConditionExpression: its answer, or None when the condition was
+    not met (nothing was changed). Any other failure is raised as by `call`."""
+    try:
+        return call("DynamoDB", what, operation, **kwargs)
+    except DependencyFailure as failure:
+        if failure.code == CONDITION_FAILED:
+            return None
+        raise

@@ -206,13 +206,8 @@ class IdempotencyRecords:
         )
 
     def _write(self, what: str, operation: Any, **kwargs: Any) -> bool:
-        try:
-            aws.call("DynamoDB", what, operation, TableName=self._table, **kwargs)
-        except DependencyFailure as failure:
-            if failure.code == aws.CONDITION_FAILED:
-                return False
-            raise
-        return True
+        answer = aws.conditional_write(what, operation, TableName=self._table, **kwargs)
+        return answer is not None
 
 
 def _record_key(key: str) -> dict[str, Any]:

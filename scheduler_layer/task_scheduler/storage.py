@@ -278,10 +278,5 @@ class TaskStore:
 
     def _write(self, what: str, operation: Any, **kwargs: Any) -> bool:
         """A conditional write: False when its condition failed (nothing was changed)."""
-        try:
-            self._call(what, operation, TableName=self._table, **kwargs)
-        except DependencyFailure as failure:
-            if failure.code == aws.CONDITION_FAILED:
-                return False
-            raise
-        return True
+        answer = aws.conditional_write(what, operation, TableName=self._table, **kwargs)
+        return answer is not None

@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 from task_scheduler import aws
 from task_scheduler.due_index import due_shard
-from task_scheduler.errors import DependencyFailure
 from task_scheduler.model import Task, TaskStatus, TriggerKind
 from task_scheduler.task_items import attributes, from_item, key
 from task_scheduler.timing import format_utc
@@ -81,11 +80,6 @@ class TaskPauses:
 
     def _write(self, what: str, **kwargs: Any) -> dict[str, Any] | None:
         """The update's answer; None when its condition was not met."""
-        try:
-            return aws.call(
-                "DynamoDB", what, self._client.update_item, TableName=self._table, **kwargs
-            )
-        except DependencyFailure as failure:
-            if failure.code == aws.CONDITION_FAILED:
-                return None
-            raise
+        return aws.conditional_write(
+            what, self._client.update_item, TableName=self._table, **kwargs
+        )
