@@ -83,3 +83,96 @@ def next_receivable_ms(messages: list[Any]) -> float | None:
     from the millisecond after its `visible_at`, and delayed until `delayed_until`."""
     times = [max(m.visible_at + 1, m.delayed_until) for m in messages]
     return min(times) if times else None
+
+
+class DirectSqs:
+    """The three SQS calls Lambda's event source makes (ReceiveMessage, DeleteMessage,
+    DeleteMessageBatch), served by moto's SQS backend in this process and answered as boto3's
+    client answers them. The pollers are AWS's side of the mapping, not the functions' code: going
+    through botocore and moto's HTTP handler cost them more CPU than the receive itself (signing,
+    moto's request parsing and response serialisation, botocore's parsing of it back)."""
+
+    def __init__(self, account_id: str, region: str) -> None:
+        from moto.sqs.models import sqs_backends
+
+        self._backend = sqs_backends[account_id][region]
+
+    @staticmethod
+    def _queue_name(queue_url: str) -> str:
+        return queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+    def receive_message(  # boto3's parameter names, so either can serve the poller
+        self,
+        *,
+        QueueUrl: str,
+        MaxNumberOfMessages: int = 1,
+        WaitTimeSeconds: int = 0,
+        AttributeNames: list[str] | None = None,
+        MessageAttributeNames: list[str] | None = None,
+    ) -> dict[str, Any]:
+        name = self._queue_name(QueueUrl)
+        queue = self._backend.get_queue(name)
+        messages = self._backend.receive_message(
+            name,
+            MaxNumberOfMessages,
+            WaitTimeSeconds,
+            queue.visibility_timeout,
+            MessageAttributeNames or [],
+        )
+        wanted = set(AttributeNames or [])
+        answer = [_as_received(message, wanted) for message in messages]
+        return {"Messages": answer} if answer else {}
+
+    def delete_message(self, *, QueueUrl: str, ReceiptHandle: str) -> dict[str, Any]:
+        self._backend.delete_message(self._queue_name(QueueUrl), ReceiptHandle)
+        return {}
+
+    def delete_message_batch(
+        self,
+        *,
+        QueueUrl: str,
+        Entries: list[dict[str, str]],
+    ) -> dict[str, Any]:
+        succeeded, failed = self._backend.delete_message_batch(
+            self._queue_name(QueueUrl),
+            [{"Id": entry["Id"], "ReceiptHandle": entry["ReceiptHandle"]} for entry in Entries],
+        )
+        answer: dict[str, Any] = {"Successful": [{"Id": each} for each in succeeded]}
+        if failed:
+            answer["Failed"] = failed
+        return answer
+
+
+_SYSTEM_ATTRIBUTES = {
+    # SQS's name -> its value in moto's message (None: left out, as SQS leaves it out)
+    "SenderId": lambda m: m.sender_id,
+    "SentTimestamp": lambda m: str(m.sent_timestamp),
+    "ApproximateReceiveCount": lambda m: str(m.approximate_receive_count),
+    "ApproximateFirstReceiveTimestamp": lambda m: str(m.approximate_first_receive_timestamp),
+    "MessageDeduplicationId": lambda m: m.deduplication_id,
+    "MessageGroupId": lambda m: m.group_id,
+    "SequenceNumber": lambda m: m.sequence_number,
+}
+
+
+def _as_received(message: Any, wanted: set[str]) -> dict[str, Any]:
+    """One message as boto3's ReceiveMessage answer holds it (moto's SQSResponse, without the
+    HTTP round trip)."""
+    received: dict[str, Any] = {
+        "MessageId": message.id,
+        "ReceiptHandle": message.receipt_handle,
+        "MD5OfBody": message.body_md5,
+        "Body": message.body,
+    }
+    if message.message_attributes:
+        received["MessageAttributes"] = message.message_attributes
+        received["MD5OfMessageAttributes"] = message.attribute_md5
+    if wanted:
+        attributes = {}
+        for name, read in _SYSTEM_ATTRIBUTES.items():
+            if "All" in wanted or name in wanted:
+                value = read(message)
+                if value is not None:
+                    attributes[name] = value
+        received["Attributes"] = attributes
+    return received

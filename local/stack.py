@@ -85,6 +85,7 @@ class LocalStack:
             watch_event_rules,
             watch_schedules,
         )
+        from local.moto_speed import make_moto_cheaper
         from local.moto_sqs import receive_like_sqs
 
         config = self.config
@@ -92,6 +93,7 @@ class LocalStack:
         overrides = template_parameters(declared, config)  # a bad TRIGGER_BACKEND stops us here
         make_dynamodb_writes_atomic()
         receive_like_sqs()
+        make_moto_cheaper()
         limit_default_bus_rules(self.config.rules_quota)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
@@ -265,8 +267,10 @@ class LocalStack:
         self, template: dict[str, Any], resolve: dict[str, str], queues: dict[str, str], sqs: Any
     ) -> None:
         """The template's SQS events (pollers) and EventInvokeConfig (async failure queues)."""
+        from local.moto_sqs import DirectSqs
         from local.sqs_source import QueuePoller
 
+        polling = DirectSqs(ACCOUNT, self.config.region)  # the mapping is AWS's side: no botocore
         functions = resources_of_type(template, "AWS::Serverless::Function")
         url_for_arn = {
             arn: queues[name.removesuffix(".Arn")]
@@ -282,7 +286,7 @@ class LocalStack:
                 arn = str(resolve_value(event["Properties"]["Queue"], resolve))
                 batch_size = int(event["Properties"].get("BatchSize", 10))
                 poller = QueuePoller(
-                    sqs,
+                    polling,
                     url_for_arn[arn],
                     arn,
                     self.config.region,

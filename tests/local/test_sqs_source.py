@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.moto_sqs import next_receivable_ms, receive_like_sqs
+from local.moto_sqs import DirectSqs, next_receivable_ms, receive_like_sqs
 from local.sqs_source import QueuePoller
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:q"
@@ -60,11 +60,20 @@ def _poll_until(condition: Any, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def _run(sqs: Any, function: RecordingFunction, batch_size: int, bodies: list[str]) -> str:
+@pytest.fixture(params=["boto3", "direct"])
+def polling(request: pytest.FixtureRequest, sqs: Any) -> Any:
+    """What the poller receives and deletes through: boto3's client, or the DirectSqs local mode
+    gives it (moto's backend without botocore), which must behave the same."""
+    return sqs if request.param == "boto3" else DirectSqs("123456789012", "us-east-1")
+
+
+def _run(
+    sqs: Any, function: RecordingFunction, batch_size: int, bodies: list[str], polling: Any
+) -> str:
     url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
     for body in bodies:
         sqs.send_message(QueueUrl=url, MessageBody=body)
-    poller = QueuePoller(sqs, url, ARN, "us-east-1", function, batch_size)  # type: ignore[arg-type]
+    poller = QueuePoller(polling, url, ARN, "us-east-1", function, batch_size)  # type: ignore[arg-type]
     poller.start()
     try:
         _poll_until(lambda: sum(len(b) for b in function.batches) >= len(bodies))
@@ -91,11 +100,11 @@ class CountingSqs:
         return answer
 
 
-def test_messages_visible_together_run_side_by_side_each_once(sqs: Any) -> None:
+def test_messages_visible_together_run_side_by_side_each_once(sqs: Any, polling: Any) -> None:
     bodies = [f"m{n}" for n in range(24)]
     function = RecordingFunction(barrier=threading.Barrier(24, timeout=20))
-    counting = CountingSqs(sqs)
-    url = _run(counting, function, 1, bodies)
+    counting = CountingSqs(polling)
+    url = _run(sqs, function, 1, bodies, counting)
     assert sorted(body for batch in function.batches for body in batch) == sorted(bodies)
     assert all(len(batch) == 1 for batch in function.batches)
     assert "Messages" not in sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
@@ -103,10 +112,10 @@ def test_messages_visible_together_run_side_by_side_each_once(sqs: Any) -> None:
     assert counting.receives_with_messages < len(bodies) / 2
 
 
-def test_batches_hold_at_most_batch_size_and_failed_records_stay(sqs: Any) -> None:
+def test_batches_hold_at_most_batch_size_and_failed_records_stay(sqs: Any, polling: Any) -> None:
     bodies = [f"m{n}" for n in range(7)]
     function = RecordingFunction(fail_bodies={"m3"})
-    url = _run(sqs, function, 3, bodies)
+    url = _run(sqs, function, 3, bodies, polling)
     assert sorted(body for batch in function.batches for body in batch) == sorted(bodies)
     assert max(len(batch) for batch in function.batches) <= 3
     left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -144,6 +153,50 @@ def test_concurrent_receives_never_take_the_same_message(sqs: Any) -> None:
         sys.setswitchinterval(switching)
     assert len(taken) == 200
     assert len(set(taken)) == 200
+
+
+def test_direct_calls_answer_as_boto3_does(sqs: Any) -> None:
+    url = sqs.create_queue(QueueName="same")["QueueUrl"]
+    attributes = {
+        "tenant": {"DataType": "String", "StringValue": "acme"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+    }
+    for body in ("one", "two"):
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+    direct = DirectSqs("123456789012", "us-east-1")
+    wanted = {"AttributeNames": ["All"], "MessageAttributeNames": ["All"]}
+    (by_boto,) = sqs.receive_message(QueueUrl=url, **wanted)["Messages"]
+    (by_direct,) = direct.receive_message(QueueUrl=url, **wanted)["Messages"]
+
+    def varying(message: dict[str, Any]) -> dict[str, Any]:
+        # What differs between two messages: their ids, bodies and times.
+        fixed = {k: v for k, v in message.items() if k not in ("MessageId", "ReceiptHandle")}
+        fixed.pop("Body"), fixed.pop("MD5OfBody")
+        fixed["Attributes"] = {
+            k: v for k, v in message["Attributes"].items() if not k.endswith("Timestamp")
+        }
+        return fixed
+
+    assert varying(by_direct) == varying(by_boto)
+    assert set(by_direct["Attributes"]) == set(by_boto["Attributes"])
+    assert {by_direct["Body"], by_boto["Body"]} == {"one", "two"}
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    assert "Messages" not in direct.receive_message(QueueUrl=url)
+
+    answer = direct.delete_message_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": "a", "ReceiptHandle": by_direct["ReceiptHandle"]},
+            {"Id": "b", "ReceiptHandle": "not-a-handle"},
+        ],
+    )
+    assert answer["Successful"] == [{"Id": "a"}]
+    assert [(f["Id"], f["Code"]) for f in answer["Failed"]] == [("b", "ReceiptHandleIsInvalid")]
+    direct.delete_message(QueueUrl=url, ReceiptHandle=by_boto["ReceiptHandle"])
+    left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (
+        left["ApproximateNumberOfMessages"] == left["ApproximateNumberOfMessagesNotVisible"] == "0"
+    )
 
 
 @dataclass

@@ -1,0 +1,124 @@
+"""A run of DynamoDB UpdateItem calls of every kind through moto, printed as JSON: each answer
+or error. `python -m tests.support.dynamodb_updates [--cheaper]` runs it with or without
+local.moto_speed's changes, so a test can see that they change no answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+APPEND = "SET n = n + :one, m.k = list_append(if_not_exists(m.k, :empty), :more)"
+UPDATES: list[dict[str, Any]] = [
+    # (the same expression texts come back with other values: a cached parse must not keep them)
+    {
+        "UpdateExpression": "SET #s = :s, n = :n, tags = :t, m = :m",
+        "Values": {
+            ":s": {"S": "a"},
+            ":n": {"N": "1"},
+            ":t": {"SS": ["x"]},
+            ":m": {"M": {"k": {"L": [{"S": "v"}]}}},
+        },
+    },
+    {
+        "UpdateExpression": "SET #s = :s, n = :n, tags = :t, m = :m",
+        "Values": {":s": {"S": "b"}, ":n": {"N": "7"}, ":t": {"SS": ["y", "z"]}, ":m": {"M": {}}},
+    },
+    {
+        "UpdateExpression": APPEND,
+        "Values": {":one": {"N": "2"}, ":empty": {"L": []}, ":more": {"L": [{"N": "3"}]}},
+    },
+    {
+        "UpdateExpression": APPEND,
+        "Values": {
+            ":one": {"N": "-5"},
+            ":empty": {"L": []},
+            ":more": {"L": [{"BOOL": True}, {"NULL": True}]},
+        },
+    },
+    {"UpdateExpression": "SET m.k[0] = :v REMOVE tags", "Values": {":v": {"S": "first"}}},
+    {"UpdateExpression": "ADD n :d, tags :t", "Values": {":d": {"N": "10"}, ":t": {"SS": ["q"]}}},
+    {"UpdateExpression": "DELETE tags :t", "Values": {":t": {"SS": ["q"]}}},
+    {
+        "UpdateExpression": "SET #s = :s",
+        "Values": {":s": {"S": "c"}},
+        "ConditionExpression": "#s = :s",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    },
+    {
+        "UpdateExpression": "SET #s = :s",
+        "Values": {":s": {"S": "b"}},
+        "ConditionExpression": "attribute_exists(n) AND #s <> :s",
+    },
+    {"UpdateExpression": "SET a = :v, a.b = :v", "Values": {":v": {"S": "overlap"}}},
+    {"UpdateExpression": "SET nothing.deeper = :v", "Values": {":v": {"S": "no path"}}},
+    {"UpdateExpression": "SET n = n + :text", "Values": {":text": {"S": "not a number"}}},
+    {"UpdateExpression": "SET = :v", "Values": {":v": {"S": "syntax"}}},
+    {"UpdateExpression": "SET pk = :v", "Values": {":v": {"S": "key"}}},
+    {
+        "UpdateExpression": "SET #s = :s, n = :n, tags = :t, m = :m",
+        "Values": {
+            ":s": {"S": "d"},
+            ":n": {"N": "0.5"},
+            ":t": {"NS": ["1"]},
+            ":m": {"M": {"k": {"L": []}}},
+        },
+    },
+]
+
+
+def run() -> list[Any]:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    table = "updates"
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    answers: list[Any] = []
+    for key in ("one", "two"):  # the second item starts missing: UpdateItem creates it
+        for update in UPDATES:
+            request: dict[str, Any] = {
+                "TableName": table,
+                "Key": {"pk": {"S": key}},
+                "UpdateExpression": update["UpdateExpression"],
+                "ExpressionAttributeValues": update["Values"],
+                "ReturnValues": "ALL_NEW",
+            }
+            if "#s" in update["UpdateExpression"] + update.get("ConditionExpression", ""):
+                request["ExpressionAttributeNames"] = {"#s": "status"}
+            for name in ("ConditionExpression", "ReturnValuesOnConditionCheckFailure"):
+                if name in update:
+                    request[name] = update[name]
+            try:
+                answer = client.update_item(**request)
+                answers.append({"Attributes": answer.get("Attributes")})
+            except ClientError as error:
+                answers.append(
+                    {"error": error.response["Error"], "item": error.response.get("Item")}
+                )
+        answers.append(client.get_item(TableName=table, Key={"pk": {"S": key}}).get("Item"))
+    return answers
+
+
+def main() -> None:
+    from moto import mock_aws
+
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    if "--cheaper" in sys.argv:
+        from local.moto_speed import make_moto_cheaper
+
+        make_moto_cheaper()
+    with mock_aws():
+        answers = run()
+    sys.stdout.write(json.dumps(answers, sort_keys=True, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
