@@ -22,6 +22,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -54,6 +55,9 @@ API_CHECKS = 100  # tasks read back through GET /tasks/{id}
 PENDING_PATH = "/pending/"
 SAMPLE_PATH = "/sample/"
 CONNECT_ATTEMPTS = 3
+REFUSALS_SHOWN = 5  # distinct non-201 answers printed
+ANSWER_CHARS = 300  # of a refused request's body, as printed
+LOCAL_LOG_LINES = 40  # local mode's error log lines printed when a request was refused
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Scheduled:
     seconds: float
     task_id: str | None
     retries: int  # requests sent again after their connection failed
+    answer: str | None = None  # a non-201's body, or the client-side error when none came
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -92,17 +97,52 @@ def schedule_all(
                 response = sessions.session.post(
                     f"{local.url}/schedule-task", json=bodies[index], headers=headers, timeout=60
                 )
-            except requests.ConnectionError:
+            except requests.ConnectionError as error:
+                failure = error
                 continue
+            except requests.RequestException as error:  # e.g. no answer within the timeout
+                took = time.monotonic() - began
+                return Scheduled(index, 0, took, None, attempt, client_error(error))
             took = time.monotonic() - began
-            task_id = response.json().get("task_id") if response.status_code == 201 else None
-            return Scheduled(index, response.status_code, took, task_id, attempt)
-        return Scheduled(index, 0, time.monotonic() - began, None, CONNECT_ATTEMPTS)
+            if response.status_code == 201:
+                return Scheduled(index, 201, took, response.json().get("task_id"), attempt)
+            body = response.text[:ANSWER_CHARS]
+            return Scheduled(index, response.status_code, took, None, attempt, body)
+        took = time.monotonic() - began
+        return Scheduled(index, 0, took, None, CONNECT_ATTEMPTS, client_error(failure))
 
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         answers = list(pool.map(post, range(len(bodies))))
     return answers, time.monotonic() - began
+
+
+def client_error(error: requests.RequestException) -> str:
+    return f"no answer: {type(error).__name__}: {error}"[:ANSWER_CHARS]
+
+
+def refusals(answers: list[Scheduled]) -> list[str]:
+    """The first REFUSALS_SHOWN distinct non-201 answers, each as `status body` with how many
+    requests got it."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        if answer.status != 201:
+            key = f"{answer.status} {answer.answer}"
+            counts[key] = counts.get(key, 0) + 1
+    return [f"x{count} {key}" for key, count in list(counts.items())[:REFUSALS_SHOWN]]
+
+
+def local_errors(local: LocalProcess) -> list[str]:
+    """Local mode's warnings and errors: its own log (stderr) but INFO lines, tracebacks
+    included, and the handlers' Powertools JSON log lines (stdout) at WARNING or ERROR."""
+    own = [line.rstrip() for line in list(local.stderr_lines) if " local INFO " not in line]
+    handlers = [
+        line.rstrip()
+        for line in list(local.stdout_lines)
+        if '"level":"ERROR"' in line.replace(" ", "")
+        or '"level":"WARNING"' in line.replace(" ", "")
+    ]
+    return own[:LOCAL_LOG_LINES] + handlers[:LOCAL_LOG_LINES]
 
 
 def webhook(url: str, index: int, run_at: datetime) -> dict[str, Any]:
@@ -277,6 +317,8 @@ def main() -> int:
             f"{label} scheduling_cpu main={per_request['main']:.1f} ms/req "
             f"workers={per_request['workers']:.1f} ms/req load_avg={load_average()}\n"
         )
+        for refusal in refusals(pending):
+            out(f"{label} refused {refusal}\n")
         if len(ok) != args.tasks:
             statuses = sorted({answer.status for answer in pending})
             failures.append(f"scheduling answered {statuses}")
@@ -295,8 +337,16 @@ def main() -> int:
         sample, _ = schedule_all(local, sample_bodies, args.clients)
         if datetime.now(UTC) >= minute - timedelta(seconds=SCHEDULING_SLACK_SECONDS):
             failures.append("the sample was scheduled too late; rerun")
+        for refusal in refusals(sample):
+            out(f"{label} sample refused {refusal}\n")
         if sum(1 for answer in sample if answer.status == 201) != args.sample:
             failures.append(f"sample scheduling answered {sorted({a.status for a in sample})}")
+        if any(answer.status != 201 for answer in pending + sample):
+            for line in local_errors(local):
+                sys.stderr.write(f"local mode: {line}\n")
+            log_path = Path(tempfile.gettempdir()) / f"local_capacity_{os.getpid()}.log"
+            log_path.write_text("".join(local.stderr_lines) + "".join(local.stdout_lines))
+            sys.stderr.write(f"local mode's whole log so far: {log_path}\n")
 
         pending_ids = {answer.task_id for answer in ok if answer.task_id}
         sample_ids = {answer.task_id for answer in sample if answer.task_id}
