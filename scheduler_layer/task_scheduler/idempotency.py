@@ -141,12 +141,14 @@ class IdempotencyRecords:
             ):
                 return None
             record = self._read(key)
+            if record is not None and record.lease_token == lease:
+                return None  # this claim, applied by a try whose answer was lost (SDK retry)
             if record is not None:
                 return record
         raise DependencyFailure("Could not claim the idempotency key: it kept changing.")
 
     def take_over(self, key: str, old_lease: str, lease: str, now: datetime) -> bool:
-        return self._write(
+        taken = self._write(
             "take over the idempotency key",
             self._client.update_item,
             Key=_record_key(key),
@@ -156,6 +158,11 @@ class IdempotencyRecords:
                 {":lease": lease, ":until": epoch(now + LEASE), ":old": old_lease}
             ),
         )
+        if taken:
+            return True
+        # Refused: perhaps a retry of this very write (a lease token is never reused).
+        record = self._read(key)
+        return record is not None and record.lease_token == lease and record.answer is None
 
     def answer(self, key: str, lease: str, answer: Answer) -> None:
         self._write(

@@ -27,6 +27,7 @@ from task_scheduler.idempotency import (
 from task_scheduler.responses import scheduled_answer
 from task_scheduler.settings import ApiSettings
 from tests.integration.conftest import TABLE_NAME, Aws, Handlers, body_of, on_both_backends
+from tests.support.aws_fakes import AnswerLostClient
 from tests.support.fakes import FakeClock
 
 pytestmark = on_both_backends
@@ -274,3 +275,28 @@ def test_a_key_left_before_its_task_was_created_creates_it_with_the_id_reserved(
 
     assert answer.body["task_id"] == task_id
     assert [item["task_id"]["S"] for item in _tasks(aws)] == [task_id]
+
+
+def test_a_claim_whose_answer_was_lost_is_still_ours(aws: Aws) -> None:
+    # The SDK retries a claim that was applied but answered with an error (a 5xx, a timeout):
+    # the retry fails its condition on the record the first try wrote, and that is this claim's.
+    body = json.dumps(BODY).encode()
+    records = IdempotencyRecords(AnswerLostClient(aws.dynamodb, {"put_item"}), TABLE_NAME)
+    now = datetime.now(UTC)
+    assert records.claim("lost", fingerprint(body), str(uuid.uuid4()), "mine", now) is None
+    # Another request's claim still finds the key held.
+    held = records.claim("lost", fingerprint(body), str(uuid.uuid4()), "theirs", now)
+    assert held is not None
+    assert held.lease_token == "mine"
+
+
+def test_a_take_over_whose_answer_was_lost_is_still_ours(aws: Aws) -> None:
+    body = json.dumps(BODY).encode()
+    now = datetime.now(UTC)
+    IdempotencyRecords(aws.dynamodb, TABLE_NAME).claim(
+        "lost-lease", fingerprint(body), str(uuid.uuid4()), "dead", now
+    )
+    records = IdempotencyRecords(AnswerLostClient(aws.dynamodb, {"update_item"}), TABLE_NAME)
+    later = now + LEASE + timedelta(seconds=1)
+    assert records.take_over("lost-lease", "dead", "mine", later)
+    assert not records.take_over("lost-lease", "dead", "theirs", later)

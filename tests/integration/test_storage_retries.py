@@ -14,30 +14,11 @@ from task_scheduler.model import TaskStatus, TriggerKind, new_task
 from task_scheduler.ports import Claim
 from task_scheduler.storage import TaskStore
 from tests.integration.conftest import TABLE_NAME, Aws
+from tests.support.aws_fakes import AnswerLostClient
 
 NOW = datetime(2030, 5, 19, 17, 0, tzinfo=UTC)
 RUN_AT = datetime(2030, 5, 19, 17, 56, tzinfo=UTC)
 TASK_ID = "123e4567-e89b-42d3-a456-426614174000"
-
-
-class AnswerLostClient:
-    """Sends each named write twice, as a retry after a lost answer does, and reports the
-    outcome of the second try."""
-
-    def __init__(self, client: Any, operations: set[str]) -> None:
-        self._client = client
-        self._operations = operations
-
-    def __getattr__(self, name: str) -> Any:
-        operation = getattr(self._client, name)
-        if name not in self._operations:
-            return operation
-
-        def twice(**kwargs: Any) -> Any:
-            operation(**kwargs)
-            return operation(**kwargs)
-
-        return twice
 
 
 def _task():

@@ -43,3 +43,23 @@ class FakeLambda(FakeClient):
 
 class FakeScheduler(FakeClient):
     operations = ("create_schedule", "update_schedule", "delete_schedule")
+
+
+class AnswerLostClient:
+    """Sends each named write twice, as a retry after a lost answer does, and reports the
+    outcome of the second try."""
+
+    def __init__(self, client: Any, operations: set[str]) -> None:
+        self._client = client
+        self._operations = operations
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._client, name)
+        if name not in self._operations:
+            return operation
+
+        def twice(**kwargs: Any) -> Any:
+            operation(**kwargs)
+            return operation(**kwargs)
+
+        return twice
