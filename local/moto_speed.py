@@ -117,3 +117,48 @@ def make_moto_cheaper() -> None:
     cache_processing_maps()
     cache_update_expression_parses()
     copy_syntax_trees_directly()
+    serialize_plain_item_results_directly()
+
+
+# DynamoDB's item operations, whose moto results are already in the wire's JSON form.
+_ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"})
+
+
+def serialize_plain_item_results_directly() -> None:
+    """Idempotent. moto serialises every answer by walking the operation's output model member
+    by member (for each: alias lookups, a context object, a typed copy). The answers of
+    DynamoDB's item operations are plain JSON already, in the wire's names (an item is its
+    attribute-value map), and the walk gives them back unchanged; those are dumped as they are.
+    Anything the walk could change goes the long way: a key the model does not have, a null,
+    bytes (binary attributes, which the walk base64-encodes), any other type."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    original = BaseJSONSerializer._serialize_result
+    if getattr(original, _MARK, False):
+        return
+
+    def serialize_result(serializer: Any, response: Any, result: Any) -> Any:
+        operation = serializer.operation_model
+        shape = operation.output_shape
+        if (
+            operation.name in _ITEM_OPERATIONS
+            and operation.service_model.service_name == "dynamodb"
+            and shape is not None
+            and type(result) is dict
+            and result.keys() <= shape.members.keys()
+            and _is_plain_json(result)
+        ):
+            return serializer._serialized_result_to_response(response, result, shape, result)
+        return original(serializer, response, result)
+
+    setattr(serialize_result, _MARK, True)
+    BaseJSONSerializer._serialize_result = serialize_result  # type: ignore[method-assign]
+
+
+def _is_plain_json(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return all(type(key) is str and _is_plain_json(each) for key, each in value.items())
+    if kind is list:
+        return all(_is_plain_json(each) for each in value)
+    return kind in (str, bool, int, float)

@@ -1,6 +1,7 @@
-"""A run of DynamoDB UpdateItem calls of every kind through moto, printed as JSON: each answer
-or error. `python -m tests.support.dynamodb_updates [--cheaper]` runs it with or without
-local.moto_speed's changes, so a test can see that they change no answer."""
+"""A run of DynamoDB UpdateItem calls of every kind, and of the other item operations, through
+moto, printed as JSON: each answer or error. `python -m tests.support.dynamodb_updates
+[--cheaper]` runs it with or without local.moto_speed's changes, so a test can see that they
+change no answer."""
 
 from __future__ import annotations
 
@@ -103,6 +104,33 @@ def run() -> list[Any]:
                     {"error": error.response["Error"], "item": error.response.get("Item")}
                 )
         answers.append(client.get_item(TableName=table, Key={"pk": {"S": key}}).get("Item"))
+    # The other item operations, an item with binary attributes and nulls among them.
+    binary = {
+        "pk": {"S": "bin"},
+        "b": {"B": b"\x00\xff"},
+        "bs": {"BS": [b"a"]},
+        "z": {"NULL": True},
+    }
+    answers.append(client.put_item(TableName=table, Item=binary, ReturnValues="ALL_OLD"))
+    answers.append(client.put_item(TableName=table, Item=binary, ReturnValues="ALL_OLD"))
+    for key in ("one", "bin", "absent"):
+        answers.append(client.get_item(TableName=table, Key={"pk": {"S": key}}))
+    answers.append(
+        client.query(
+            TableName=table,
+            KeyConditionExpression="pk = :k",
+            ExpressionAttributeValues={":k": {"S": "bin"}},
+        )
+    )
+    answers.append(client.scan(TableName=table, Limit=2))
+    answers.append(client.scan(TableName=table, ReturnConsumedCapacity="TOTAL"))
+    for key in ("two", "absent"):
+        answers.append(
+            client.delete_item(TableName=table, Key={"pk": {"S": key}}, ReturnValues="ALL_OLD")
+        )
+    for answer in answers:
+        if isinstance(answer, dict):
+            answer.pop("ResponseMetadata", None)
     return answers
 
 
