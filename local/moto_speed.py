@@ -26,34 +26,89 @@ def cache_handler_method_names() -> None:
     responses.method_names_from_class = cached
 
 
-def cache_processing_maps() -> None:
+def walk_syntax_trees_cheaper() -> None:
     """Idempotent. moto validates an UpdateExpression by walking its syntax tree once per check
-    (about ten walks per UpdateItem), and for every node of every walk builds the walker's
-    node-class -> handler map twice (to test the node, then to pick its handler). A walker's
-    map never changes (each is a literal of the walker's own methods): it is built once."""
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+    (about ten walks per UpdateItem). For every node of every walk it builds the walker's
+    node-class -> handler map twice and tests the node against each class (abstract classes, so
+    each test is a slow `isinstance`), once to decide whether to handle it and once to pick the
+    handler. A walker's map never changes (each is a literal of its own methods) and the answer
+    depends on the node's type alone, so each walker finds the handler once per node type; the
+    walk itself is moto's: children first, in order, each replaced by what its handler returns."""
+    from moto.dynamodb.parsing.ast_nodes import (
+        DepthFirstTraverser,
+        Expression,
+        Node,
+        UpdateExpressionFunction,
+    )
 
-    if getattr(DepthFirstTraverser.process, _MARK, False):
+    if getattr(DepthFirstTraverser.traverse_node_recursively, _MARK, False):
         return
+    no_handler = object()
+    is_node = _SubclassTest(Node)
+    descends = _SubclassTest((Expression, UpdateExpressionFunction))
 
-    def processing_map(walker: Any) -> dict[type, Any]:
-        cached = walker.__dict__.get("_task_scheduler_map")
-        if cached is None:
-            cached = walker.__dict__["_task_scheduler_map"] = walker._processing_map()
-        return cached
+    def handler_for(walker: Any, node_type: type) -> Any:
+        handlers = walker.__dict__.get("_task_scheduler_handlers")
+        if handlers is None:
+            handlers = walker.__dict__["_task_scheduler_handlers"] = {}
+        handler = handlers.get(node_type)
+        if handler is None:
+            handler = next(
+                (
+                    each
+                    for node_class, each in walker._processing_map().items()
+                    if issubclass(node_type, node_class)
+                ),
+                no_handler,
+            )
+            handlers[node_type] = handler
+        return handler
 
-    def nodes_to_be_processed(walker: Any) -> tuple[type, ...]:
-        return tuple(processing_map(walker))
+    def traverse_node_recursively(walker: Any, node: Any, child_id: int = -1) -> Any:
+        if is_node(type(node)):
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    walker.pre_processing_of_child(node, i)
+                    walker.traverse_node_recursively(child_node, i)
+            handler = handler_for(walker, type(node))
+            if handler is not no_handler:
+                node = handler(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
 
-    def process(walker: Any, node: Any) -> Any:
-        for node_class, handler in processing_map(walker).items():
-            if isinstance(node, node_class):
-                return handler(node)
-        return None
+    def find_clauses(node: Any, clause_types: Any) -> list[Any]:
+        # moto's, with each child's type tested once per type: the action-count check runs
+        # it for every nested UpdateExpression node, so it is quadratic in the actions.
+        clauses = []
+        for child in node.children or []:
+            child_type = type(child)
+            if child_type in clause_types:
+                clauses.append(child)
+            elif descends(child_type):
+                clauses.extend(child.find_clauses(clause_types))
+        return clauses
 
-    setattr(process, _MARK, True)
-    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed  # type: ignore[method-assign]
-    DepthFirstTraverser.process = process  # type: ignore[method-assign]
+    setattr(traverse_node_recursively, _MARK, True)
+    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively  # type: ignore[method-assign]
+    Node.find_clauses = find_clauses  # type: ignore[method-assign]
+
+
+class _SubclassTest:
+    """`isinstance(x, classes)` as a test of `type(x)`, remembered per type: moto's syntax tree
+    classes are abstract, and an abstract class's isinstance is several times a plain one's."""
+
+    def __init__(self, classes: type | tuple[type, ...]) -> None:
+        self._classes = classes
+        self._known: dict[type, bool] = {}
+
+    def __call__(self, node_type: type) -> bool:
+        known = self._known.get(node_type)
+        if known is None:
+            known = self._known[node_type] = issubclass(node_type, self._classes)
+        return known
 
 
 def cache_update_expression_parses() -> None:
@@ -114,7 +169,7 @@ def copy_syntax_trees_directly() -> None:
 def make_moto_cheaper() -> None:
     """Every change above (each idempotent)."""
     cache_handler_method_names()
-    cache_processing_maps()
+    walk_syntax_trees_cheaper()
     cache_update_expression_parses()
     copy_syntax_trees_directly()
     serialize_plain_item_results_directly()

@@ -44,14 +44,14 @@ def test_the_changes_are_made_once() -> None:
 
     make_moto_cheaper()
     first = (
-        DepthFirstTraverser.process,
+        DepthFirstTraverser.traverse_node_recursively,
         Node.__deepcopy__,  # type: ignore[attr-defined]
         UpdateExpressionParser.__dict__["make"].__func__,
         BaseJSONSerializer._serialize_result,
     )
     make_moto_cheaper()
     again = (
-        DepthFirstTraverser.process,
+        DepthFirstTraverser.traverse_node_recursively,
         Node.__deepcopy__,  # type: ignore[attr-defined]
         UpdateExpressionParser.__dict__["make"].__func__,
         BaseJSONSerializer._serialize_result,
