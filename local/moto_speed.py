@@ -166,15 +166,6 @@ def copy_syntax_trees_directly() -> None:
     Node.__deepcopy__ = deepcopy_node  # type: ignore[attr-defined]
 
 
-def make_moto_cheaper() -> None:
-    """Every change above (each idempotent)."""
-    cache_handler_method_names()
-    walk_syntax_trees_cheaper()
-    cache_update_expression_parses()
-    copy_syntax_trees_directly()
-    serialize_plain_item_results_directly()
-
-
 # DynamoDB's item operations, whose moto results are already in the wire's JSON form.
 _ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"})
 
@@ -217,3 +208,42 @@ def _is_plain_json(value: Any) -> bool:
     if kind is list:
         return all(_is_plain_json(each) for each in value)
     return kind in (str, bool, int, float)
+
+
+def draw_random_strings_at_once() -> None:
+    """Idempotent. moto draws its request ids (52 characters, one per answer) and SQS receipt
+    handles (185 characters, one per message received) a character per call to `choice`; one
+    `choices` call draws the same kind of string from the same generator (seeding still works)."""
+    import string
+
+    import moto.sqs.models as sqs_models
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    if getattr(MotoRandom.get_random_string, _MARK, False):
+        return
+
+    def get_random_string(
+        generator: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False
+    ) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(generator.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    def generate_receipt_handle() -> str:
+        from moto.moto_api._internal import mock_random
+
+        return "".join(mock_random.choices(string.ascii_lowercase, k=185))
+
+    setattr(get_random_string, _MARK, True)
+    MotoRandom.get_random_string = get_random_string  # type: ignore[method-assign]
+    sqs_models.generate_receipt_handle = generate_receipt_handle
+
+
+def make_moto_cheaper() -> None:
+    """Every change in this module (each idempotent)."""
+    cache_handler_method_names()
+    walk_syntax_trees_cheaper()
+    cache_update_expression_parses()
+    copy_syntax_trees_directly()
+    serialize_plain_item_results_directly()
+    draw_random_strings_at_once()
