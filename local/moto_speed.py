@@ -239,6 +239,31 @@ def draw_random_strings_at_once() -> None:
     sqs_models.generate_receipt_handle = generate_receipt_handle
 
 
+def count_queue_messages_with_one_clock_reading() -> None:
+    """Idempotent. moto's SendMessage reads the queue's attributes (for one FIFO setting), and
+    these count the delayed and the in-flight messages by asking each message whether it is
+    delayed or visible, each question a clock reading: a send cost a scan of the queue at two
+    clock readings per message, so scheduling N tasks due within minutes cost N^2 readings (two
+    thirds of local mode's CPU at 2,000). The same counts, with the clock read once per count."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue
+
+    if getattr(Queue.approximate_number_of_messages_delayed.fget, _MARK, False):
+        return
+
+    def delayed(queue: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for message in queue._messages if now < message.delayed_until)
+
+    def not_visible(queue: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for message in queue._messages if not now > message.visible_at)
+
+    setattr(delayed, _MARK, True)
+    Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[method-assign,assignment]
+    Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[method-assign,assignment]
+
+
 def make_moto_cheaper() -> None:
     """Every change in this module (each idempotent)."""
     cache_handler_method_names()
@@ -247,3 +272,4 @@ def make_moto_cheaper() -> None:
     copy_syntax_trees_directly()
     serialize_plain_item_results_directly()
     draw_random_strings_at_once()
+    count_queue_messages_with_one_clock_reading()

@@ -1,7 +1,7 @@
-"""A run of DynamoDB UpdateItem calls of every kind, and of the other item operations, through
-moto, printed as JSON: each answer or error. `python -m tests.support.dynamodb_updates
-[--cheaper]` runs it with or without local.moto_speed's changes, so a test can see that they
-change no answer."""
+"""Runs of moto calls local.moto_speed changes the cost of, printed as JSON: DynamoDB UpdateItem
+calls of every kind and the other item operations (each answer or error), and SQS sends,
+receives and queue counts. `python -m tests.support.moto_answers [--cheaper]` runs them with or
+without local.moto_speed's changes, so a test can see that they change no answer."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ UPDATES: list[dict[str, Any]] = [
 ]
 
 
-def run() -> list[Any]:
+def run_dynamodb() -> list[Any]:
     import boto3
     from botocore.exceptions import ClientError
 
@@ -134,6 +134,31 @@ def run() -> list[Any]:
     return answers
 
 
+def run_sqs() -> list[Any]:
+    import boto3
+
+    client = boto3.client("sqs", region_name="us-east-1")
+    answers: list[Any] = []
+    url = client.create_queue(QueueName="counted", Attributes={"VisibilityTimeout": "600"})[
+        "QueueUrl"
+    ]
+    for delay in (0, 0, 0, 900, 900):
+        client.send_message(QueueUrl=url, MessageBody=f"delay {delay}", DelaySeconds=delay)
+    received = client.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]
+    answers.append(sorted(message["Body"] for message in received))
+    counts = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    answers.append({k: v for k, v in counts.items() if k.startswith("ApproximateNumber")})
+    fifo = client.create_queue(
+        QueueName="deduplicated.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    for _ in range(3):  # the same body: one message
+        client.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+    counts = client.get_queue_attributes(QueueUrl=fifo, AttributeNames=["All"])["Attributes"]
+    answers.append(counts["ApproximateNumberOfMessages"])
+    return answers
+
+
 def main() -> None:
     from moto import mock_aws
 
@@ -144,7 +169,7 @@ def main() -> None:
 
         make_moto_cheaper()
     with mock_aws():
-        answers = run()
+        answers = {"dynamodb": run_dynamodb(), "sqs": run_sqs()}
     sys.stdout.write(json.dumps(answers, sort_keys=True, default=str) + "\n")
 
 
