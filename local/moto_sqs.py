@@ -106,12 +106,14 @@ class DirectSqs:
         *,
         QueueUrl: str,
         MaxNumberOfMessages: int = 1,
-        WaitTimeSeconds: int = 0,
+        WaitTimeSeconds: int | None = None,
         AttributeNames: list[str] | None = None,
         MessageAttributeNames: list[str] | None = None,
     ) -> dict[str, Any]:
         name = self._queue_name(QueueUrl)
         queue = self._backend.get_queue(name)
+        if WaitTimeSeconds is None:  # the queue's own long-poll setting, as SQS reads it
+            WaitTimeSeconds = int(queue.receive_message_wait_time_seconds)
         messages = self._backend.receive_message(
             name,
             MaxNumberOfMessages,
