@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import threading
 from local.stack import LocalConfig, LocalStack
 
 log = logging.getLogger("local")
+EXIT_PORT_IN_USE = 3  # PORT is taken by another program (a test harness then picks another)
 
 
 def main() -> int:
@@ -28,7 +30,18 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         stack.start()
-    except (OSError, ValueError) as error:  # a busy port; a bad setting (e.g. TRIGGER_BACKEND)
+    except OSError as error:
+        stack.stop()
+        if error.errno == errno.EADDRINUSE:
+            log.error(
+                "could not start local mode: port %d is in use; stop what holds it or set PORT"
+                " to a free one (PORT=3001 make local)",
+                config.port,
+            )
+            return EXIT_PORT_IN_USE
+        log.error("could not start local mode: %s", error)
+        return 1
+    except ValueError as error:  # a bad setting (e.g. TRIGGER_BACKEND)
         log.error("could not start local mode: %s", error)
         stack.stop()
         return 1

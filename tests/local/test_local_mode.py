@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +16,7 @@ import pytest
 import requests
 
 from task_scheduler.timing import format_utc, parse_stored_utc
+from tests.support import local_process
 from tests.support.lambda_runtime import ROOT
 from tests.support.local_process import LocalProcess, local_mode, port_is_free
 from tests.support.receiver import Receiver, running_receiver
@@ -252,3 +257,42 @@ def test_local_mode_serves_cancel() -> None:
         assert requests.get(tasks, headers=_headers(local), timeout=5).json()["status"] == (
             "cancelled"
         )
+
+
+def test_a_busy_port_is_named_with_the_way_out() -> None:
+    from local.__main__ import EXIT_PORT_IN_USE
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        done = subprocess.run(
+            [sys.executable, "-m", "local"],
+            cwd=ROOT,
+            env={**env, "PORT": str(port), "LOCAL_WORKERS": "0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == EXIT_PORT_IN_USE
+    assert f"port {port} is in use" in done.stderr
+    assert "set PORT" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_harness_starts_local_mode_again_when_its_port_was_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tests running side by side pick free ports too: one can take ours before local mode binds.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        ports = iter([taken, local_process.free_port()])
+        monkeypatch.setattr(local_process, "free_port", lambda: next(ports))
+        with local_mode(LOCAL_WORKERS="0") as local:
+            assert local.port != taken
+            answer = requests.get(f"{local.url}/tasks", headers=_headers(local), timeout=10)
+            assert answer.status_code == 200

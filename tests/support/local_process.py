@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PORT_ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -80,7 +81,21 @@ def _pump(stream, sink: list[str]) -> None:
 
 @contextmanager
 def local_mode(**env: str) -> Iterator[LocalProcess]:
-    port = free_port()
+    """Local mode on a free port, ready. A port found free can be taken before local mode binds
+    it (tests run side by side pick ports too): local mode then exits with EXIT_PORT_IN_USE and
+    is started again on another."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        with _local_mode_on(free_port(), dict(env), last=attempt == PORT_ATTEMPTS) as running:
+            if running is not None:
+                yield running
+                return
+
+
+@contextmanager
+def _local_mode_on(port: int, env: dict[str, str], last: bool) -> Iterator[LocalProcess | None]:
+    """Local mode on `port`, ready; None if the port was taken meanwhile (unless `last`)."""
+    from local.__main__ import EXIT_PORT_IN_USE
+
     api_key = env.pop("API_KEY", "test-key-123")
     child_env = {
         k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONPATH"
@@ -101,7 +116,13 @@ def local_mode(**env: str) -> Iterator[LocalProcess]:
     ):
         threading.Thread(target=_pump, args=(stream, sink), daemon=True).start()
     try:
-        running.wait_ready()
+        try:
+            running.wait_ready()
+        except AssertionError:
+            if not last and process.poll() == EXIT_PORT_IN_USE:
+                yield None
+                return
+            raise
         yield running
     finally:
         if process.poll() is None:
