@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from local.aws_dispatch import MotoDispatch, route_to
-from tests.support.local_process import free_port
+from tests.support.local_process import refusing_endpoint
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def nowhere(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield f"http://127.0.0.1:{free_port()}"
+    with mock_aws(), refusing_endpoint() as endpoint:
+        yield endpoint
 
 
 def _client(service: str, endpoint: str, before_send: Any) -> Any:
@@ -62,9 +62,9 @@ def test_requests_for_other_endpoints_are_left_to_http(nowhere: str) -> None:
         seen.append(service)
         return 200, {}, b"{}"
 
-    elsewhere = f"http://127.0.0.1:{free_port()}"
     before_send = route_to(dispatch, nowhere)
-    client = _client("secretsmanager", elsewhere, before_send)
-    with pytest.raises(Exception, match="Could not connect"):
-        client.get_secret_value(SecretId="s")
+    with refusing_endpoint() as elsewhere:
+        client = _client("secretsmanager", elsewhere, before_send)
+        with pytest.raises(Exception, match="Could not connect"):
+            client.get_secret_value(SecretId="s")
     assert seen == []

@@ -24,6 +24,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def refusing_endpoint() -> Iterator[str]:
+    """An http endpoint on 127.0.0.1 that refuses every connection while the block runs: its port
+    is held (bound, never listening), so nothing else can take it meanwhile."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{holder.getsockname()[1]}"
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
