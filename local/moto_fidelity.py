@@ -35,9 +35,16 @@ _updating = threading.local()  # set while an UpdateItem runs: its size is check
 
 def make_dynamodb_writes_atomic() -> None:
     """Idempotent: wraps moto's DynamoDB backend write methods in one process-wide lock, and
-    makes UpdateItem check the size of the item it results in and change nothing when it fails."""
+    makes UpdateItem check the size of the item it results in and change nothing when it fails.
+    Each DynamoDB request is also handled whole under that lock: moto hands the live stored item
+    to a request's reply and serialises it after the backend call, so a write landing meanwhile
+    made a read fail ("dictionary changed size during iteration", a 500) or see half a write."""
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+    from moto.dynamodb.responses import DynamoHandler
+
+    if not getattr(DynamoHandler.call_action, _MARK, False):
+        DynamoHandler.call_action = _locked(DynamoHandler.call_action)  # type: ignore[method-assign]
 
     if not getattr(LimitedSizeDict.__setitem__, _MARK, False):
         LimitedSizeDict.__setitem__ = _unchecked_while_updating(LimitedSizeDict.__setitem__)

@@ -3,6 +3,8 @@ the scheduler relies on, so local mode and the tests cannot show what AWS never 
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,3 +147,46 @@ def test_a_successful_update_still_applies(dynamodb: Any) -> None:
         ExpressionAttributeValues={":running": {"S": "running"}},
     )
     assert _item(dynamodb)["status"] == {"S": "running"}
+
+
+def test_an_item_read_while_it_is_written_is_read_whole(dynamodb: Any) -> None:
+    # moto hands its live item to the reply of a read and serialises it after its own write
+    # lock: a write adding attributes meanwhile made the read raise "dictionary changed size
+    # during iteration" (a 500), as a concurrent GetItem once did in the idempotency tests.
+    dynamodb.put_item(TableName=TABLE, Item={**KEY, **{f"a{n}": {"S": "x"} for n in range(50)}})
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        for round_ in range(150):
+            names = [f"r{round_}_{n}" for n in range(20)]
+            dynamodb.update_item(
+                TableName=TABLE,
+                Key=KEY,
+                UpdateExpression="SET " + ", ".join(f"{name} = :v" for name in names),
+                ExpressionAttributeValues={":v": {"S": "y"}},
+            )
+            dynamodb.update_item(
+                TableName=TABLE, Key=KEY, UpdateExpression="REMOVE " + ", ".join(names)
+            )
+        stop.set()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                _item(dynamodb)
+            except Exception as error:  # noqa: BLE001 - any failure of a read is the finding
+                failures.append(error)
+                return
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the interpreter lock around as often as possible
+    try:
+        threads = [threading.Thread(target=write), threading.Thread(target=read)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(switching)
+    assert failures == []
