@@ -4,12 +4,10 @@ by the full-size run, not asserted here)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.support.lambda_runtime import ROOT
+from tests.support.bench import run_bench
 
 FIGURE_LINES = (
     r"^cores=\d+ backend=scheduler tasks=200 clients=16 scheduled_ok=200 in=[\d.]+s "
@@ -27,22 +25,15 @@ FIGURE_LINES = (
 
 @pytest.mark.slow
 def test_a_small_capacity_run_schedules_holds_and_fires_its_sample() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "local_capacity.py"),
-            "--tasks=200",
-            "--sample=5",
-            "--lead-seconds=15",
-            "--spread-seconds=5",
-        ],
-        capture_output=True,
-        text=True,
+    output = run_bench(
+        "local_capacity.py",
+        "--tasks=200",
+        "--sample=5",
+        "--lead-seconds=15",
+        "--spread-seconds=5",
         timeout=300,
-        check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    lines = result.stdout.splitlines()
-    assert len(lines) == len(FIGURE_LINES), result.stdout
+    lines = output.splitlines()
+    assert len(lines) == len(FIGURE_LINES), output
     for line, pattern in zip(lines, FIGURE_LINES, strict=True):
         assert re.match(pattern, line), line

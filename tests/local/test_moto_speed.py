@@ -54,20 +54,16 @@ def test_the_changes_are_made_once() -> None:
 
     from local.moto_speed import make_moto_cheaper
 
+    def patched() -> tuple[object, ...]:
+        return (
+            DepthFirstTraverser.traverse_node_recursively,
+            Node.__deepcopy__,  # type: ignore[attr-defined]
+            UpdateExpressionParser.__dict__["make"].__func__,
+            BaseJSONSerializer._serialize_result,
+            Queue.approximate_number_of_messages_delayed,
+        )
+
     make_moto_cheaper()
-    first = (
-        DepthFirstTraverser.traverse_node_recursively,
-        Node.__deepcopy__,  # type: ignore[attr-defined]
-        UpdateExpressionParser.__dict__["make"].__func__,
-        BaseJSONSerializer._serialize_result,
-        Queue.approximate_number_of_messages_delayed,
-    )
+    first = patched()
     make_moto_cheaper()
-    again = (
-        DepthFirstTraverser.traverse_node_recursively,
-        Node.__deepcopy__,  # type: ignore[attr-defined]
-        UpdateExpressionParser.__dict__["make"].__func__,
-        BaseJSONSerializer._serialize_result,
-        Queue.approximate_number_of_messages_delayed,
-    )
-    assert again == first
+    assert patched() == first

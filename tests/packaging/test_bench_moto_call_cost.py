@@ -5,22 +5,13 @@ asserted here)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from tests.support.lambda_runtime import ROOT
+from tests.support.bench import run_bench
 
 
 def test_the_moto_call_cost_benchmark_reports_each_call_of_a_run() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "moto_call_cost.py"), "--tasks", "3"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    reported = re.findall(r"moto=(\S+) (\w+(?: \(\w+\))?) calls=3 mean=", result.stdout)
+    output = run_bench("moto_call_cost.py", "--tasks", "3")
+    reported = re.findall(r"moto=(\S+) (\w+(?: \(\w+\))?) calls=3 mean=", output)
     operations = ["PutItem", "UpdateItem (claim)", "UpdateItem (record)"]
     assert reported == [
         (variant, op) for variant in ("as-shipped", "local-mode") for op in operations
