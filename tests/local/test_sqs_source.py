@@ -50,6 +50,9 @@ def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # moto as local mode runs it: without this, two pollers' receives can take the same message,
+    # and whether it was installed would depend on which test ran first in this process.
+    receive_like_sqs()
     with mock_aws():
         yield boto3.client("sqs", region_name="us-east-1")
 
@@ -124,7 +127,6 @@ def test_batches_hold_at_most_batch_size_and_failed_records_stay(sqs: Any, polli
 
 
 def test_concurrent_receives_never_take_the_same_message(sqs: Any) -> None:
-    receive_like_sqs()
     url = sqs.create_queue(QueueName="shared", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
     for start in range(0, 200, 10):
         sqs.send_message_batch(
