@@ -7,8 +7,9 @@ both backends). Starts `python -m local` on a free port (with the rules quota ra
 task count, as a quota increase would on AWS) and a webhook receiver on 127.0.0.1, schedules the
 tasks concurrently, waits for the deliveries, and prints one line per figure, each starting with
 the machine's core count and the backend, so runs on different machines compare: the scheduling
-rate, the deliveries, their lateness, and the CPU local mode spent on the burst (its main
-process, which holds moto's state, and its workers: the machine's load does not change these).
+rate, the deliveries, their lateness, and the CPU spent on the burst by local mode's main
+process (which holds moto's state), by its workers, and by this process (the receiver, and the
+reading of local mode's log): the machine's load does not change these.
 Exits 0 when every task was delivered exactly once, never early.
 
 The due second is in the first minute that begins at least `--minutes-ahead` minutes (and 30 s)
@@ -22,6 +23,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -105,7 +107,10 @@ def main() -> int:
             f"rate={args.tasks / scheduling_seconds:.0f} req/s load_avg={load_average()}\n"
         )
         if statuses.count(201) != args.tasks:
-            sys.stderr.write(f"FAILED: scheduling answered {sorted(set(statuses))}\n")
+            counts = ", ".join(f"{statuses.count(s)}x {s}" for s in sorted(set(statuses)))
+            log_path = Path(tempfile.gettempdir()) / f"local_burst_{os.getpid()}.log"
+            log_path.write_text(local.output, encoding="utf-8")
+            sys.stderr.write(f"FAILED: scheduling answered {counts}; local mode's log {log_path}\n")
             return 1
         if datetime.now(UTC) >= run_at:
             sys.stderr.write("FAILED: scheduling took past run_at; rerun with --minutes-ahead\n")
@@ -115,9 +120,11 @@ def main() -> int:
         # costs, whatever else the machine is running.
         time.sleep(max(0.0, (run_at - datetime.now(UTC)).total_seconds() - 1))
         cpu_before = cpu_seconds(local.process.pid)
+        own_before = time.process_time()
         deadline = (run_at - datetime.now(UTC)).total_seconds() + 180
         receiver.wait_for(args.tasks, timeout=deadline)
         cpu_after = cpu_seconds(local.process.pid)
+        own_cpu = time.process_time() - own_before
         time.sleep(2)  # let any duplicate arrive before counting
         got = receiver.requests
 
@@ -137,7 +144,8 @@ def main() -> int:
     workers_cpu = cpu_after["workers"] - cpu_before.get("workers", 0.0)
     out(
         f"{label} burst_cpu main={main_cpu:.1f}s ({main_cpu / args.tasks * 1000:.1f} ms/task) "
-        f"workers={workers_cpu:.1f}s ({workers_cpu / args.tasks * 1000:.1f} ms/task)\n"
+        f"workers={workers_cpu:.1f}s ({workers_cpu / args.tasks * 1000:.1f} ms/task) "
+        f"receiver={own_cpu:.1f}s ({own_cpu / args.tasks * 1000:.1f} ms/task)\n"
     )
     ok = delivered == args.tasks and not duplicates and not early
     if not ok:

@@ -13,11 +13,12 @@ import logging
 import multiprocessing
 import os
 import secrets
+import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,14 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._stopped = False
         self._order = itertools.count()
+        self._aws = _AwsServer(dispatch)
 
     def _path(self, name: str) -> str:
         return str(Path(self._dir.name) / name)
 
     def start(self) -> None:
         threading.Thread(target=self._accept, name="workers-accept", daemon=True).start()
+        threading.Thread(target=self._aws.run, name="workers-aws", daemon=True).start()
         context = multiprocessing.get_context("spawn")  # a fresh interpreter, as a container
         for index in range(self._count):
             address = self._path(f"worker-{index}")
@@ -82,6 +85,7 @@ class WorkerPool:
 
     def stop(self) -> None:
         self._stopped = True
+        self._aws.stop()
         for lifeline in self._lifelines:
             lifeline.close()  # each worker exits when its lifeline closes
         for worker in self._workers:
@@ -158,24 +162,64 @@ class WorkerPool:
             log.debug("worker %s ready", pid)
             self._ready.release()
         else:
-            self._serve_aws(connection)
+            self._aws.add(connection)
 
-    def _serve_aws(self, connection: Connection) -> None:
-        """One worker thread's AWS calls, answered by moto here, one after another."""
-        while True:
-            try:
-                service, method, url, headers, body = connection.recv()
-            except (EOFError, OSError):
-                return
-            try:
-                reply = self._dispatch(service, method, url, headers, body)
-            except Exception as error:
-                log.exception("moto failed on a worker's %s call", service)
-                reply = (500, {"Content-Type": "application/json"}, _error_body(error))
-            try:
-                connection.send(reply)
-            except OSError:
-                return
+
+class _AwsServer:
+    """Every worker thread's AWS calls, answered by moto here on one thread, one after another.
+
+    moto's state is behind one interpreter lock (and DynamoDB's behind one more) anyway: a thread
+    per connection only added thread switches and lock hand-offs to each call. None of the
+    functions' calls waits (no long poll), so one call never holds up the others for long."""
+
+    def __init__(self, dispatch: Dispatch) -> None:
+        self._dispatch = dispatch
+        self._connections: list[Connection] = []
+        self._added: list[Connection] = []
+        self._lock = threading.Lock()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._stopped = False
+
+    def add(self, connection: Connection) -> None:
+        with self._lock:
+            self._added.append(connection)
+        self._wake_writer.send(b"\0")
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._wake_writer.send(b"\0")
+
+    def run(self) -> None:
+        while not self._stopped:
+            for ready in wait([self._wake_reader, *self._connections]):
+                if ready is self._wake_reader:
+                    self._wake_reader.recv(4096)
+                    with self._lock:
+                        self._connections.extend(self._added)
+                        self._added.clear()
+                elif not self._serve(ready):  # type: ignore[arg-type]
+                    self._connections.remove(ready)  # type: ignore[arg-type]
+                    ready.close()  # type: ignore[union-attr]
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def _serve(self, connection: Connection) -> bool:
+        """Answers the call waiting on `connection`; False once the worker thread is gone."""
+        try:
+            service, method, url, headers, body = connection.recv()
+        except (EOFError, OSError):
+            return False
+        try:
+            reply = self._dispatch(service, method, url, headers, body)
+        except Exception as error:
+            log.exception("moto failed on a worker's %s call", service)
+            reply = (500, {"Content-Type": "application/json"}, _error_body(error))
+        try:
+            connection.send(reply)
+        except OSError:
+            return False
+        return True
 
 
 def _error_body(error: Exception) -> bytes:

@@ -4,9 +4,12 @@ message, and stopping leaves no worker behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,51 @@ def handler(event, context):
         raise ValueError("asked to fail")
     return {"greeting": GREETING, "event": event, "name": context.function_name, "pid": os.getpid()}
 """
+
+
+AWS_HANDLER = """\
+import os
+
+import boto3
+
+client = boto3.client(
+    "dynamodb",
+    region_name="us-east-1",
+    endpoint_url=os.environ["ENDPOINT"],
+    aws_access_key_id="local",
+    aws_secret_access_key="local",
+)
+
+
+def handler(event, context):
+    return client.get_item(TableName="t", Key={"pk": {"S": event["key"]}})["Item"]["pk"]["S"]
+"""
+ENDPOINT = "http://127.0.0.1:9"
+
+
+class EchoingMoto:
+    """Stands in for moto's dispatch: answers a GetItem with the key it asked for, and notes how
+    many calls it was in at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self.most_at_once = 0
+        self.calls = 0
+
+    def __call__(
+        self, service: str, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            self._inside += 1
+            self.calls += 1
+            self.most_at_once = max(self.most_at_once, self._inside)
+        time.sleep(0.002)  # calls served side by side would overlap here
+        key = json.loads(body)["Key"]["pk"]["S"]
+        with self._lock:
+            self._inside -= 1
+        item = json.dumps({"Item": {"pk": {"S": key}}}).encode()
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, item
 
 
 def _unavailable(*_: Any) -> tuple[int, dict[str, str], bytes]:
@@ -96,3 +144,36 @@ def test_workers_default_to_one_per_core_and_zero_runs_in_process() -> None:
     assert LocalConfig.from_env({}).workers == (os.cpu_count() or 1)
     assert LocalConfig.from_env({"LOCAL_WORKERS": "0"}).workers == 0
     assert LocalConfig().workers == 0
+
+
+def test_workers_aws_calls_each_get_their_own_answer_served_one_at_a_time(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(AWS_HANDLER, encoding="utf-8")
+    properties = {
+        "CodeUri": str(tmp_path),
+        "Handler": "app.handler",
+        "Environment": {"Variables": {"ENDPOINT": ENDPOINT}},
+    }
+    template = {
+        "Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": properties}}
+    }
+    moto = EchoingMoto()
+    workers = WorkerPool(2, FunctionsSpec(template, {}, {"Fn": ARN}, {}, ENDPOINT), moto)
+    workers.start()
+    try:
+        function = load_functions(
+            {"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {}}}},
+            {},
+            {"Fn": ARN},
+            {},
+            32,
+            workers.handler,
+        )["Fn"]
+        keys = [f"task-{n}" for n in range(64)]
+        with ThreadPoolExecutor(max_workers=32) as callers:
+            answers = list(callers.map(lambda key: function.invoke({"key": key}), keys))
+    finally:
+        workers.stop()
+    assert answers == keys
+    assert moto.calls == len(keys)
+    # moto's state is served by one thread in the main process: never two calls at once.
+    assert moto.most_at_once == 1
