@@ -8,6 +8,7 @@ moto routine replaced by one that computes the same thing with less work.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 _MARK = "_task_scheduler_cached"
@@ -166,6 +167,83 @@ def copy_syntax_trees_directly() -> None:
     Node.__deepcopy__ = deepcopy_node  # type: ignore[attr-defined]
 
 
+def check_each_expression_once() -> None:
+    """Idempotent. moto's first three UpdateExpression checks (at most one clause of each kind,
+    no two actions on overlapping paths, no key attribute updated) read only the parsed text,
+    the attribute names and the table's key: not the values, not the item. They walk a fresh
+    copy of the one parse of the text, before any check changes it; the action-count and
+    overlap checks do it for every nested clause, each time listing the whole subtree's actions
+    (quadratic in the actions). Once they have passed for a text, its names and the table's
+    key, they pass again: those are not run again. So is the function check (if_not_exists,
+    list_append) on a text that calls none. A text that failed a check is checked every time,
+    so it fails as moto fails it."""
+    from moto.dynamodb.parsing.ast_nodes import Node, UpdateExpressionFunction
+    from moto.dynamodb.parsing.validators import (
+        ActionCountValidator,
+        OverlappingPathsValidator,
+        UpdateExpressionFunctionEvaluator,
+        UpdateExpressionValidator,
+        UpdateHashRangeKeyValidator,
+    )
+
+    if getattr(UpdateExpressionValidator.validate, _MARK, False):
+        return
+    static = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
+    original_init = UpdateExpressionValidator.__init__
+    # id(parse) -> (the parse, kept alive so its id is not reused; whether it calls a function;
+    # the (names, table key) it has passed the static checks with).
+    passed: dict[int, tuple[Any, bool, set[Any]]] = {}
+    lock = threading.Lock()
+
+    def calls_a_function(tree: Any) -> bool:
+        pending = [tree]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, UpdateExpressionFunction):
+                return True
+            if isinstance(node, Node) and node.children:
+                pending.extend(node.children)
+        return False
+
+    def init(validator: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(validator, expression, *args, **kwargs)
+        validator.__dict__["_task_scheduler_parse"] = expression
+
+    def validate(validator: Any) -> Any:
+        tree = validator.__dict__.get("_task_scheduler_parse")
+        if tree is None:  # made some other way: moto's own
+            return original_validate(validator)
+        names = validator.expression_attribute_names or {}
+        checked = (frozenset(names.items()), tuple(validator.table.table_key_attrs))
+        with lock:
+            known = passed.get(id(tree))
+            if known is None or known[0] is not tree:
+                if len(passed) >= 1024:  # as many as moto's parse cache holds, and then some
+                    passed.clear()
+                known = passed[id(tree)] = (tree, calls_a_function(tree), set())
+            skip_static = checked in known[2]
+        node = validator.node_to_validate
+        static_left = sum(1 for processor in validator.processors if type(processor) in static)
+        for processor in validator.processors:
+            kind = type(processor)
+            if skip_static and kind in static:
+                continue
+            if kind is UpdateExpressionFunctionEvaluator and not known[1]:
+                continue  # nothing for it to evaluate (no check before it adds a function)
+            node = processor.traverse(node)
+            if kind in static and not skip_static:
+                static_left -= 1
+                if not static_left:  # every static check has passed
+                    with lock:
+                        known[2].add(checked)
+        return node
+
+    original_validate = UpdateExpressionValidator.validate
+    setattr(validate, _MARK, True)
+    UpdateExpressionValidator.__init__ = init  # type: ignore[method-assign]
+    UpdateExpressionValidator.validate = validate  # type: ignore[method-assign]
+
+
 # DynamoDB's item operations, whose moto results are already in the wire's JSON form.
 _ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"})
 
@@ -270,6 +348,7 @@ def make_moto_cheaper() -> None:
     walk_syntax_trees_cheaper()
     cache_update_expression_parses()
     copy_syntax_trees_directly()
+    check_each_expression_once()
     serialize_plain_item_results_directly()
     draw_random_strings_at_once()
     count_queue_messages_with_one_clock_reading()

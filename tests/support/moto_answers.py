@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any
 
+TWO_NAMES = "SET #a = :v, #b = :w"
+VALUES_2 = {":v": {"S": "v"}, ":w": {"N": "2"}}
 APPEND = "SET n = n + :one, m.k = list_append(if_not_exists(m.k, :empty), :more)"
 UPDATES: list[dict[str, Any]] = [
     # (the same expression texts come back with other values: a cached parse must not keep them)
@@ -53,6 +55,15 @@ UPDATES: list[dict[str, Any]] = [
         "ConditionExpression": "attribute_exists(n) AND #s <> :s",
     },
     {"UpdateExpression": "SET a = :v, a.b = :v", "Values": {":v": {"S": "overlap"}}},
+    {"UpdateExpression": "SET a = :v, a.b = :v", "Values": {":v": {"S": "overlap again"}}},
+    # One text, names that make it valid, then overlapping, then updating the key, then valid:
+    # whether a text passed its checks depends on its names too.
+    {"UpdateExpression": TWO_NAMES, "Values": VALUES_2, "Names": {"#a": "x", "#b": "y"}},
+    {"UpdateExpression": TWO_NAMES, "Values": VALUES_2, "Names": {"#a": "x", "#b": "x"}},
+    {"UpdateExpression": TWO_NAMES, "Values": VALUES_2, "Names": {"#a": "pk", "#b": "y"}},
+    {"UpdateExpression": TWO_NAMES, "Values": VALUES_2, "Names": {"#a": "y", "#b": "x"}},
+    {"UpdateExpression": "SET a = :v SET b = :v", "Values": {":v": {"S": "two SET clauses"}}},
+    {"UpdateExpression": "SET a = :v SET b = :v", "Values": {":v": {"S": "and again"}}},
     {"UpdateExpression": "SET nothing.deeper = :v", "Values": {":v": {"S": "no path"}}},
     {"UpdateExpression": "SET n = n + :text", "Values": {":text": {"S": "not a number"}}},
     {"UpdateExpression": "SET = :v", "Values": {":v": {"S": "syntax"}}},
@@ -91,7 +102,9 @@ def run_dynamodb() -> list[Any]:
                 "ExpressionAttributeValues": update["Values"],
                 "ReturnValues": "ALL_NEW",
             }
-            if "#s" in update["UpdateExpression"] + update.get("ConditionExpression", ""):
+            if "Names" in update:
+                request["ExpressionAttributeNames"] = update["Names"]
+            elif "#s" in update["UpdateExpression"] + update.get("ConditionExpression", ""):
                 request["ExpressionAttributeNames"] = {"#s": "status"}
             for name in ("ConditionExpression", "ReturnValuesOnConditionCheckFailure"):
                 if name in update:
