@@ -190,3 +190,46 @@ def test_an_item_read_while_it_is_written_is_read_whole(dynamodb: Any) -> None:
     finally:
         sys.setswitchinterval(switching)
     assert failures == []
+
+
+def test_a_stream_records_each_update_with_the_item_as_it_was_before(dynamodb: Any) -> None:
+    # moto's pre-update copy of the item is the one this layer takes (local.moto_fidelity):
+    # the images must still be those of each moment, even after a failed update is undone.
+    dynamodb.create_table(
+        TableName="streamed",
+        KeySchema=[{"AttributeName": "task_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "task_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+    def update(value: str) -> None:
+        dynamodb.update_item(
+            TableName="streamed",
+            Key=KEY,
+            UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"S": value}},
+        )
+
+    update("1")  # creates the item
+    update("2")
+    with pytest.raises(ClientError):
+        update("x" * 410_000)  # too large: undone
+    update("3")
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    arn = dynamodb.describe_table(TableName="streamed")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    images = [
+        (
+            record["dynamodb"].get("OldImage", {}).get("n", {}).get("S"),
+            record["dynamodb"].get("NewImage", {}).get("n", {}).get("S", "")[:1],
+        )
+        for record in streams.get_records(ShardIterator=iterator)["Records"]
+    ]
+    # As moto records them: the item's creation (its key alone, then the update), and the
+    # refused update too (moto records it before this layer undoes it; DynamoDB would not).
+    assert images == [(None, ""), (None, "1"), ("1", "2"), ("2", "x"), ("2", "3")]
+    assert dynamodb.get_item(TableName="streamed", Key=KEY)["Item"]["n"] == {"S": "3"}
