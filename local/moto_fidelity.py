@@ -46,10 +46,6 @@ def make_dynamodb_writes_atomic() -> None:
     if not getattr(DynamoHandler.call_action, _MARK, False):
         DynamoHandler.call_action = _locked(DynamoHandler.call_action)  # type: ignore[method-assign]
 
-    import moto.dynamodb.models as models
-
-    if not isinstance(models.copy, _CopyTakenOnce):
-        models.copy = _CopyTakenOnce()  # type: ignore[assignment]
     if not getattr(LimitedSizeDict.__setitem__, _MARK, False):
         LimitedSizeDict.__setitem__ = _unchecked_while_updating(LimitedSizeDict.__setitem__)
     for name in _WRITES:
@@ -68,7 +64,7 @@ def _undone_on_failure(update_item: Any) -> Any:
 
     @functools.wraps(update_item)
     def wrapper(backend: Any, table_name: str, key: dict[str, Any], *args: Any, **kw: Any) -> Any:
-        restore, _updating.taken = _snapshot(backend, table_name, key)
+        restore = _snapshot(backend, table_name, key)
         _updating.active = True
         try:
             item = update_item(backend, table_name, key, *args, **kw)
@@ -80,7 +76,6 @@ def _undone_on_failure(update_item: Any) -> Any:
             raise
         finally:
             _updating.active = False
-            _updating.taken = None
 
     return wrapper
 
@@ -99,15 +94,12 @@ def _unchecked_while_updating(setitem: Any) -> Any:
     return wrapper
 
 
-def _snapshot(
-    backend: Any, table_name: str, key: dict[str, Any]
-) -> tuple[Callable[[], None], tuple[Any, Any]]:
-    """How to put the item `key` names back as it is now, and (the item, a copy of it). Raises
-    what UpdateItem would for an unknown table or a malformed key, before anything is changed."""
+def _snapshot(backend: Any, table_name: str, key: dict[str, Any]) -> Callable[[], None]:
+    """A copy of the item `key` names, and how to put it back. Raises what UpdateItem would for
+    an unknown table or a malformed key, before anything is changed."""
     table = backend.get_table(table_name)
     hash_value, range_value = backend.get_keys_value(table, key)
-    live = table.get_item(hash_value, range_value)
-    saved = copy.deepcopy(live)
+    saved = copy.deepcopy(table.get_item(hash_value, range_value))
 
     def restore() -> None:
         # moto keeps items by hash key, and by range key within it when the table has one.
@@ -118,26 +110,7 @@ def _snapshot(
         else:
             items[slot] = saved
 
-    return restore, (live, saved)
-
-
-class _CopyTakenOnce:
-    """The `copy` module as moto's DynamoDB backend sees it. Its UpdateItem deep-copies the item
-    before changing it (the old image of a stream record), right after this layer took the same
-    copy (`_snapshot`), under the same lock: that copy is handed over instead of a second one
-    (a tenth of local mode's CPU in a burst). moto only reads it (a stream record is made of the
-    item's JSON at once). Every other copy is copy's own."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(copy, name)
-
-    @staticmethod
-    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
-        taken = getattr(_updating, "taken", None)
-        if memo is None and taken is not None and value is taken[0]:
-            _updating.taken = None  # once: a second copy of the item is a copy of its own
-            return taken[1]
-        return copy.deepcopy(value, memo)
+    return restore
 
 
 def _locked(method: Any) -> Any:
