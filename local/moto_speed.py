@@ -244,6 +244,37 @@ def check_each_expression_once() -> None:
     UpdateExpressionValidator.validate = validate  # type: ignore[method-assign]
 
 
+def lex_each_condition_once() -> None:
+    """Idempotent. moto splits a ConditionExpression into tokens on every call, trying six
+    regular expressions (each looked up in re's cache) for every token. The tokens depend on the
+    text alone, and the conditions a program sends are few and repeat: each text is split once,
+    and each call gets the same tokens as new nodes (moto's later steps may change a node's
+    children). A text moto cannot split fails as moto fails it, every time."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lex = ConditionExpressionParser._lex_condition_expression
+    if getattr(lex, _MARK, False):
+        return
+    node = ConditionExpressionParser.Node
+    literal = ConditionExpressionParser.Kind.LITERAL
+
+    @functools.lru_cache(maxsize=512)
+    def tokens(text: str) -> tuple[tuple[str, str], ...]:
+        split = lex(ConditionExpressionParser(text, {}, {}))  # moto's lexer reads the text only
+        return tuple((each.nonterminal, each.text) for each in split)
+
+    def lex_once(parser: Any) -> Any:
+        from collections import deque
+
+        return deque(
+            node(nonterminal=kind, kind=literal, text=text, value=text, children=[])
+            for kind, text in tokens(parser.condition_expression)
+        )
+
+    setattr(lex_once, _MARK, True)
+    ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
+
+
 # DynamoDB's item operations, whose moto results are already in the wire's JSON form.
 _ITEM_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"})
 
@@ -349,6 +380,7 @@ def make_moto_cheaper() -> None:
     cache_update_expression_parses()
     copy_syntax_trees_directly()
     check_each_expression_once()
+    lex_each_condition_once()
     serialize_plain_item_results_directly()
     draw_random_strings_at_once()
     count_queue_messages_with_one_clock_reading()
