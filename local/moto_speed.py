@@ -137,31 +137,44 @@ def copy_syntax_trees_directly() -> None:
     """Idempotent. moto's validator deep-copies the syntax tree of every UpdateExpression it
     checks, through copy.deepcopy's generic protocol (`__reduce_ex__`, then rebuilding each
     object). A node is its attributes: copying them straight (children, the parent link through
-    deepcopy's memo, values as deepcopy copies them) gives the same tree several times faster."""
+    deepcopy's memo, values as deepcopy copies them) gives the same tree several times faster,
+    and faster still calling this copy for the nodes instead of going through deepcopy's
+    dispatch for each child and parent link."""
     import copy
 
     from moto.dynamodb.parsing.ast_nodes import Node
 
     if getattr(Node.__dict__.get("__deepcopy__"), _MARK, False):
         return
-    atomic = (str, int, float, bool, type(None))
+    atomic = frozenset({str, int, float, bool, type(None)})
+    is_node = _SubclassTest(Node)
 
     def deepcopy_node(node: Any, memo: dict[int, Any]) -> Any:
         twin = node.__class__.__new__(node.__class__)
         memo[id(node)] = twin
         attributes = {}
         for name, value in node.__dict__.items():
-            if isinstance(value, atomic):
+            kind = type(value)
+            if kind in atomic:
                 attributes[name] = value
-            elif type(value) is list:
-                attributes[name] = [
-                    each if isinstance(each, atomic) else copy.deepcopy(each, memo)
-                    for each in value
-                ]
+            elif kind is list:
+                attributes[name] = [copy_of(each, memo) for each in value]
             else:
-                attributes[name] = copy.deepcopy(value, memo)
+                attributes[name] = copy_of(value, memo)
         twin.__dict__.update(attributes)
         return twin
+
+    def copy_of(value: Any, memo: dict[int, Any]) -> Any:
+        # What copy.deepcopy(value, memo) gives, without its dispatch for the tree's own parts:
+        # a node is copied here (no node class has a copy of its own), a node already copied
+        # (the parent link) is its twin.
+        kind = type(value)
+        if kind in atomic:
+            return value
+        if is_node(kind):
+            twin = memo.get(id(value))
+            return twin if twin is not None else deepcopy_node(value, memo)
+        return copy.deepcopy(value, memo)
 
     setattr(deepcopy_node, _MARK, True)
     Node.__deepcopy__ = deepcopy_node  # type: ignore[attr-defined]
