@@ -170,3 +170,47 @@ def test_a_tls_handshake_gets_only_what_is_left_of_the_bound():
         result, took = attempt(url, timeout=3, resolver=answering_after(2.5))
     assert receiver.connections == 1
     assert_cut_off(result, took, timeout=3)
+
+
+def test_deadlines_are_cut_at_their_time_soonest_first_by_one_thread():
+    from task_scheduler.attempt_deadline import _Deadlines
+
+    def watchers():
+        return {t for t in threading.enumerate() if t.name == "attempt-deadlines"}
+
+    before = watchers()  # the process's own, if a test before this one delivered
+    deadlines = _Deadlines()
+    cut_at: dict[str, float] = {}
+    cut = threading.Event()
+    start = time.monotonic()
+    due = {"third": 0.6, "first": 0.2, "second": 0.4}
+
+    def cutter(name):
+        def record():
+            cut_at[name] = time.monotonic()
+            if len(cut_at) == len(due):
+                cut.set()
+
+        return record
+
+    for name, after in due.items():  # not in time order
+        deadlines.add(start + after, cutter(name))
+    started = watchers() - before
+    assert cut.wait(10)
+    assert sorted(cut_at, key=cut_at.get) == ["first", "second", "third"]
+    assert all(cut_at[name] >= start + after for name, after in due.items())  # never early
+    assert len(started) == 1  # one thread watches every attempt of the process
+
+
+def test_a_deadline_ended_in_time_is_never_cut():
+    from task_scheduler.attempt_deadline import _Deadlines
+
+    deadlines = _Deadlines()
+    cut = []
+    ended = deadlines.add(time.monotonic() + 0.1, lambda: cut.append("ended"))
+    deadlines.add(time.monotonic() + 0.3, lambda: cut.append("kept"))
+    ended.cancelled = True
+    deadline = time.monotonic() + 10
+    while not cut and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cut == ["kept"]
