@@ -37,7 +37,6 @@ class FunctionsSpec:
 class WorkerAddresses:
     main: str  # the main process's listener: the lifeline, and the AWS calls
     own: str  # this worker's listener: invocations
-    authkey: bytes
 
 
 def run(spec: FunctionsSpec, addresses: WorkerAddresses) -> None:
@@ -58,9 +57,9 @@ def run(spec: FunctionsSpec, addresses: WorkerAddresses) -> None:
     functions = load_functions(
         spec.template, spec.resolve, spec.arns, spec.environment, concurrency=1
     )
-    listener = Listener(addresses.own, family="AF_UNIX", authkey=addresses.authkey)
+    listener = Listener(addresses.own, family="AF_UNIX")
     threading.Thread(target=_accept, args=(listener, functions), daemon=True).start()
-    lifeline = Client(addresses.main, family="AF_UNIX", authkey=addresses.authkey)
+    lifeline = Client(addresses.main, family="AF_UNIX")
     lifeline.send(("ready", os.getpid()))
     with contextlib.suppress(EOFError, OSError):
         lifeline.recv()  # nothing is ever sent: this returns when the main process goes
@@ -120,9 +119,7 @@ class _Bridge:
     ) -> tuple[int, dict[str, str], bytes]:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = Client(
-                self._addresses.main, family="AF_UNIX", authkey=self._addresses.authkey
-            )
+            connection = Client(self._addresses.main, family="AF_UNIX")
             connection.send(("aws", os.getpid()))
             self._local.connection = connection
         connection.send((service, method, url, headers, body))

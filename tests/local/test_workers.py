@@ -177,3 +177,11 @@ def test_workers_aws_calls_each_get_their_own_answer_served_one_at_a_time(tmp_pa
     assert moto.calls == len(keys)
     # moto's state is served by one thread in the main process: never two calls at once.
     assert moto.most_at_once == 1
+
+
+def test_the_workers_sockets_are_in_a_directory_only_this_user_can_enter(pool: WorkerPool) -> None:
+    # What keeps other users' processes off the connections (they carry no authkey).
+    sockets = Path(pool.socket_directory)
+    assert sockets.stat().st_mode & 0o777 == 0o700
+    assert sockets.stat().st_uid == os.getuid()
+    assert {path.name for path in sockets.iterdir()} >= {"main", "worker-0", "worker-1"}
