@@ -144,6 +144,27 @@ def run_dynamodb() -> list[Any]:
     }
     answers.append(client.put_item(TableName=table, Item=binary, ReturnValues="ALL_OLD"))
     answers.append(client.put_item(TableName=table, Item=binary, ReturnValues="ALL_OLD"))
+    # Binary values one kind at a time (each parsed from base64 on its own).
+    answers.append(client.put_item(TableName=table, Item={"pk": {"S": "b1"}, "b": {"B": b"\x01"}}))
+    answers.append(client.put_item(TableName=table, Item={"pk": {"S": "b2"}, "s": {"BS": [b"z"]}}))
+    # What was stored, read by conditions: one byte (not its four characters of base64), and a
+    # set holding the bytes b"z" (not the text "eg==").
+    for key, condition, values in (
+        ("b1", "size(b) = :one", {":one": {"N": "1"}}),
+        ("b2", "contains(s, :z)", {":z": {"B": b"z"}}),
+    ):
+        answers.append(client.get_item(TableName=table, Key={"pk": {"S": key}}))
+        try:
+            client.update_item(
+                TableName=table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET seen = :yes",
+                ConditionExpression=condition,
+                ExpressionAttributeValues={**values, ":yes": {"BOOL": True}},
+            )
+            answers.append("held")
+        except ClientError as error:
+            answers.append(error.response["Error"])
     for key in ("one", "bin", "absent"):
         answers.append(client.get_item(TableName=table, Key={"pk": {"S": key}}))
     answers.append(
