@@ -68,3 +68,52 @@ def test_requests_for_other_endpoints_are_left_to_http(nowhere: str) -> None:
         with pytest.raises(Exception, match="Could not connect"):
             client.get_secret_value(SecretId="s")
     assert seen == []
+
+
+SIGNED = {
+    "X-Amz-Target": "DynamoDB_20120810.UpdateItem",
+    "Content-Type": "application/x-amz-json-1.0",
+    "User-Agent": "Boto3/1.43 md/Botocore#1.43",
+    "X-Amz-Date": "20261130T140000Z",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=k/20261130/us-east-1/dynamodb/aws4_request, "
+    "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=abc",
+    "Content-Length": "99",  # the body's own length is what counts
+    "amz-sdk-invocation-id": "5d1d",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers", "body"),
+    [
+        ("POST", "https://dynamodb.us-east-1.amazonaws.com/", SIGNED, b'{"TableName": "t"}'),
+        ("POST", "https://sqs.eu-west-1.amazonaws.com/", {**SIGNED, "x-amz-date": "b"}, b"{}"),
+        ("POST", "https://dynamodb.us-east-1.amazonaws.com/", {"X-Amz-Target": "T"}, b""),
+        ("GET", "https://sts.amazonaws.com/", {"Transfer-Encoding": "chunked"}, b""),
+        # These take moto's own way; the environ is the same either way.
+        ("POST", "https://sqs.us-east-1.amazonaws.com/123456789012/q", SIGNED, b"{}"),
+        ("GET", "https://events.us-east-1.amazonaws.com/?Action=List", SIGNED, b""),
+        ("PUT", "https://s3.amazonaws.com/", {**SIGNED, "x-amz-meta-a_b": "c"}, b"x"),
+        ("POST", "https://dynamodb.us-east-1.amazonaws.com/", {**SIGNED, "Host": "h"}, b"{}"),
+    ],
+)
+def test_requests_are_built_as_moto_builds_them(
+    method: str, url: str, headers: dict[str, str], body: bytes
+) -> None:
+    from moto.core.request import Request
+
+    from local.aws_dispatch import _request
+
+    def environ(request: Any) -> dict[str, Any]:
+        built = dict(request.environ)
+        built.pop("werkzeug.request", None)
+        built["wsgi.input"] = built["wsgi.input"].read()
+        return built
+
+    def seen(request: Any) -> tuple[Any, ...]:  # what moto reads of a request
+        return request.get_data(), dict(request.headers), request.url, request.raw_url
+
+    moto_way = Request.from_primitives
+    assert environ(_request(method, url, headers, body)) == environ(
+        moto_way(method, url, headers, body)
+    )
+    assert seen(_request(method, url, headers, body)) == seen(moto_way(method, url, headers, body))
