@@ -7,6 +7,7 @@ are served by moto in this process (local.aws_dispatch), so every worker sees th
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -189,11 +190,14 @@ class _AwsServer:
     def add(self, connection: Connection) -> None:
         with self._lock:
             self._added.append(connection)
-        self._wake_writer.send(b"\0")
+        self._wake()
 
     def stop(self) -> None:
-        if not self._stopped:
-            self._stopped = True
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # already stopped: nothing is waiting
             self._wake_writer.send(b"\0")
 
     def run(self) -> None:
