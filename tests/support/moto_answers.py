@@ -71,6 +71,11 @@ UPDATES: list[dict[str, Any]] = [
         "ConditionExpression": "n = :z ; n",
     },
     {"UpdateExpression": "SET a = :v, a.b = :v", "Values": {":v": {"S": "overlap"}}},
+    {"UpdateExpression": "SET n = nowhere + :n", "Values": {":n": {"N": "1"}}},
+    {"UpdateExpression": "SET n = if_not_exists(nowhere, :n)", "Values": {":n": {"N": "8"}}},
+    {"UpdateExpression": "SET x = :s, g = :n", "Values": {":s": {"S": "t"}, ":n": {"N": "1"}}},
+    {"UpdateExpression": "SET x = :s, g = :e", "Values": {":s": {"S": "t"}, ":e": {"S": ""}}},
+    {"UpdateExpression": "SET x = :s, g = :s", "Values": {":s": {"S": "indexed"}}},
     {"UpdateExpression": "SET a = :v, a.b = :v", "Values": {":v": {"S": "overlap again"}}},
     # One text, names that make it valid, then overlapping, then updating the key, then valid:
     # whether a text passed its checks depends on its names too.
@@ -105,7 +110,17 @@ def run_dynamodb() -> list[Any]:
     client.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[  # an index key: checked for its type and for an empty value
+            {
+                "IndexName": "by-g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     answers: list[Any] = []
