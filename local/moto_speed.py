@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections import deque
 from typing import Any
 
 _MARK = "_task_scheduler_cached"
@@ -227,8 +228,11 @@ def check_each_expression_once() -> None:
         tree = validator.__dict__.get("_task_scheduler_parse")
         if tree is None:  # made some other way: moto's own
             return original_validate(validator)
-        names = validator.expression_attribute_names or {}
-        checked = (frozenset(names.items()), tuple(validator.table.table_key_attrs))
+        try:
+            names = frozenset((validator.expression_attribute_names or {}).items())
+        except (TypeError, AttributeError):  # names that are not a map of text: moto's say
+            return original_validate(validator)
+        checked = (names, tuple(validator.table.table_key_attrs))
         with lock:
             known = passed.get(id(tree))
             if known is None or known[0] is not tree:
@@ -278,8 +282,6 @@ def lex_each_condition_once() -> None:
         return tuple((each.nonterminal, each.text) for each in split)
 
     def lex_once(parser: Any) -> Any:
-        from collections import deque
-
         return deque(
             node(nonterminal=kind, kind=literal, text=text, value=text, children=[])
             for kind, text in tokens(parser.condition_expression)
