@@ -3,7 +3,6 @@ the scheduler relies on, so local mode and the tests cannot show what AWS never 
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local.moto_fidelity import make_dynamodb_writes_atomic
+from tests.support.threads import run_with_frequent_switches
 
 TABLE = "fidelity"
 KEY = {"task_id": {"S": "t1"}}
@@ -179,14 +179,5 @@ def test_an_item_read_while_it_is_written_is_read_whole(dynamodb: Any) -> None:
                 failures.append(error)
                 return
 
-    switching = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # hand the interpreter lock around as often as possible
-    try:
-        threads = [threading.Thread(target=write), threading.Thread(target=read)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
-    finally:
-        sys.setswitchinterval(switching)
+    run_with_frequent_switches([write, read], timeout=120)
     assert failures == []

@@ -4,7 +4,6 @@ long poll wakes when a delayed message becomes receivable (local.moto_sqs)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from moto import mock_aws
 
 from local.moto_sqs import DirectSqs, next_receivable_ms, receive_like_sqs
 from local.sqs_source import QueuePoller
+from tests.support.threads import run_with_frequent_switches
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:q"
 
@@ -143,16 +143,7 @@ def test_concurrent_receives_never_take_the_same_message(sqs: Any) -> None:
             with lock:
                 taken.extend(message["MessageId"] for message in messages)
 
-    switching = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # hand the interpreter lock around as often as possible
-    try:
-        pollers = [threading.Thread(target=drain) for _ in range(8)]
-        for poller in pollers:
-            poller.start()
-        for poller in pollers:
-            poller.join(timeout=60)
-    finally:
-        sys.setswitchinterval(switching)
+    run_with_frequent_switches([drain] * 8, timeout=60)
     assert len(taken) == 200
     assert len(set(taken)) == 200
 
