@@ -17,26 +17,20 @@ import os
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(ROOT / "scheduler_layer"))
+from bench_setup import use_fake_aws, use_this_checkout
 
 REGION = "us-east-1"
 TABLE = "bench-tasks"
 PREFIX = "bench"
-for name, value in {
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "POWERTOOLS_SERVICE_NAME": "task-scheduler",
-    "POWERTOOLS_METRICS_NAMESPACE": "ServerlessTaskScheduler",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}.items():
-    os.environ[name] = value
-os.environ.pop("AWS_ENDPOINT_URL", None)
+use_this_checkout()
+use_fake_aws(
+    REGION,
+    POWERTOOLS_SERVICE_NAME="task-scheduler",
+    POWERTOOLS_METRICS_NAMESPACE="ServerlessTaskScheduler",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+)
 
 import boto3  # noqa: E402 - after the environment above
 from moto import mock_aws  # noqa: E402

@@ -9,23 +9,15 @@ read every item; a page here reads at most 4 shards x limit entries whatever N i
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(ROOT / "scheduler_layer"))
-for name, value in {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-}.items():
-    os.environ[name] = value
-os.environ.pop("AWS_ENDPOINT_URL", None)
+from bench_setup import use_fake_aws, use_this_checkout
+
+use_this_checkout()
+use_fake_aws()
 
 import boto3  # noqa: E402 - after the environment above
 from moto import mock_aws  # noqa: E402

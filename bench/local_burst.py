@@ -30,13 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from bench_setup import use_this_checkout
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "scheduler_layer"))
+use_this_checkout()
 
-from task_scheduler.timing import format_utc
-from tests.support.local_process import local_mode
-from tests.support.receiver import running_receiver
+from task_scheduler.timing import format_utc  # noqa: E402 - after the path above
+from tests.support.local_process import local_mode  # noqa: E402 - after the path above
+from tests.support.receiver import running_receiver  # noqa: E402 - after the path above
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -35,17 +35,17 @@ from typing import Any
 
 import boto3
 import requests
+from bench_setup import use_this_checkout
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "scheduler_layer"))
+use_this_checkout()
 
-from local_burst import cpu_seconds, load_average
+from local_burst import cpu_seconds, load_average  # noqa: E402 - after the path above
 
-from task_scheduler.timing import format_utc, minute_start
-from tests.support.local_process import LocalProcess, local_mode
-from tests.support.receiver import running_receiver
+from task_scheduler.timing import format_utc, minute_start  # noqa: E402 - after the path above
+from tests.support.local_process import LocalProcess, local_mode  # noqa: E402 - after the path above
+from tests.support.receiver import running_receiver  # noqa: E402 - after the path above
 
 # The sample must still be in the future when its requests land.
 SCHEDULING_SLACK_SECONDS = 10

@@ -21,25 +21,18 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_setup import use_fake_aws, use_this_checkout
+
 TABLE = "bench-tasks"
 VARIANTS = {"as-shipped": [], "local-mode": ["--cheaper"]}
 
 
 def measure(tasks: int, cheaper: bool) -> dict[str, list[float]]:
     """CPU seconds of moto's dispatch per operation name, for `tasks` task runs."""
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(1, str(ROOT / "scheduler_layer"))
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-    }.items():
-        os.environ[name] = value
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    use_this_checkout()
+    use_fake_aws()
     import boto3
     from moto import mock_aws
     from moto.core.responses import BaseResponse
