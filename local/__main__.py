@@ -30,9 +30,9 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         stack.start()
-    except OSError as error:
+    except (OSError, ValueError) as error:  # a busy port; a bad setting (e.g. TRIGGER_BACKEND)
         stack.stop()
-        if error.errno == errno.EADDRINUSE:
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
             log.error(
                 "could not start local mode: port %d is in use; stop what holds it or set PORT"
                 " to a free one (PORT=3001 make local)",
@@ -40,10 +40,6 @@ def main() -> int:
             )
             return EXIT_PORT_IN_USE
         log.error("could not start local mode: %s", error)
-        return 1
-    except ValueError as error:  # a bad setting (e.g. TRIGGER_BACKEND)
-        log.error("could not start local mode: %s", error)
-        stack.stop()
         return 1
     sys.stdout.write(ready_text(stack.api.url, config.api_key, stack.signing_secret))
     sys.stdout.flush()
