@@ -84,7 +84,7 @@ def _request(method: str, url: str, headers: dict[str, str], body: bytes) -> Any
         or parts.query
         or parts.scheme != "https"
         or parts.port is not None
-        or any("_" in name or name.lower() == "host" for name in headers)
+        or any("_" in name for name in headers)
     ):
         return Request.from_primitives(method, url, headers, body)
     environ: dict[str, Any] = {
@@ -107,15 +107,19 @@ def _request(method: str, url: str, headers: dict[str, str], body: bytes) -> Any
         "wsgi.run_once": False,
         "CONTENT_LENGTH": str(len(body)),
     }
+    # As werkzeug does: headers of one name joined, and a Host header (botocore sends one, with
+    # the endpoint it was given) replaces the URL's host.
+    sent: dict[str, str] = {}
     for name, value in headers.items():
         key = name.upper().replace("-", "_")
         if key in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):  # the body's own length stands
             continue
         if key == "CONTENT_TYPE":
-            environ[key] = value
+            environ.setdefault(key, value)  # werkzeug reads the first
         else:
             key = f"HTTP_{key}"
-            environ[key] = f"{environ[key]}, {value}" if key in environ else value
+            sent[key] = f"{sent[key]}, {value}" if key in sent else value
+    environ.update(sent)
     environ["moto.preserved_header_names"] = {}  # only x-amz-meta-* names with "_" are kept
     return Request(environ)
 

@@ -89,11 +89,20 @@ SIGNED = {
         ("POST", "https://sqs.eu-west-1.amazonaws.com/", {**SIGNED, "x-amz-date": "b"}, b"{}"),
         ("POST", "https://dynamodb.us-east-1.amazonaws.com/", {"X-Amz-Target": "T"}, b""),
         ("GET", "https://sts.amazonaws.com/", {"Transfer-Encoding": "chunked"}, b""),
+        # botocore sends the endpoint it was given as a Host header: it replaces the URL's host.
+        ("POST", "https://dynamodb.us-east-1.amazonaws.com/", {**SIGNED, "host": "h:1"}, b"{}"),
+        ("POST", "https://dynamodb.us-east-1.amazonaws.com/", {**SIGNED, "Host": "h"}, b"{}"),
+        ("POST", "https://sqs.us-east-1.amazonaws.com/", {"host": "a", "Host": "b"}, b"{}"),
+        (
+            "POST",
+            "https://sqs.us-east-1.amazonaws.com/",
+            {"content-type": "a", "Content-Type": "b"},
+            b"",
+        ),
         # These take moto's own way; the environ is the same either way.
         ("POST", "https://sqs.us-east-1.amazonaws.com/123456789012/q", SIGNED, b"{}"),
         ("GET", "https://events.us-east-1.amazonaws.com/?Action=List", SIGNED, b""),
         ("PUT", "https://s3.amazonaws.com/", {**SIGNED, "x-amz-meta-a_b": "c"}, b"x"),
-        ("POST", "https://dynamodb.us-east-1.amazonaws.com/", {**SIGNED, "Host": "h"}, b"{}"),
     ],
 )
 def test_requests_are_built_as_moto_builds_them(
@@ -117,3 +126,21 @@ def test_requests_are_built_as_moto_builds_them(
         moto_way(method, url, headers, body)
     )
     assert seen(_request(method, url, headers, body)) == seen(moto_way(method, url, headers, body))
+
+
+def test_botocores_own_requests_take_the_direct_way(
+    nowhere: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore sends a Host header with every call: the direct environ must serve it, or it
+    is never used (it was not, until the Host header was handled)."""
+    from moto.core.request import Request
+
+    def moto_way(*_: Any) -> Any:
+        raise AssertionError("built through werkzeug")
+
+    monkeypatch.setattr(Request, "from_primitives", moto_way)
+    dynamodb = _client("dynamodb", nowhere, route_to(MotoDispatch(), nowhere))
+    with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):
+        dynamodb.get_item(TableName="missing", Key={"k": {"S": "a"}})
+    sqs = _client("sqs", nowhere, route_to(MotoDispatch(), nowhere))
+    assert sqs.list_queues().get("QueueUrls", []) == []
