@@ -50,8 +50,10 @@ def run(spec: FunctionsSpec, addresses: WorkerAddresses) -> None:
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from local.aws_dispatch import install, route_to
+    from local.botocore_speed import make_botocore_cheaper
     from local.functions import add_layers, load_functions
 
+    make_botocore_cheaper()  # every AWS call here is answered by moto
     install(route_to(_Bridge(addresses).dispatch, spec.aws_endpoint))
     add_layers(spec.template)
     functions = load_functions(

@@ -63,6 +63,7 @@ class EchoingMoto:
         self._inside = 0
         self.most_at_once = 0
         self.calls = 0
+        self.authorizations: set[str] = set()
 
     def __call__(
         self, service: str, method: str, url: str, headers: dict[str, str], body: bytes
@@ -70,6 +71,7 @@ class EchoingMoto:
         with self._lock:
             self._inside += 1
             self.calls += 1
+            self.authorizations.add(headers["Authorization"])
             self.most_at_once = max(self.most_at_once, self._inside)
         time.sleep(0.002)  # calls served side by side would overlap here
         key = json.loads(body)["Key"]["pk"]["S"]
@@ -177,6 +179,10 @@ def test_workers_aws_calls_each_get_their_own_answer_served_one_at_a_time(tmp_pa
     assert moto.calls == len(keys)
     # moto's state is served by one thread in the main process: never two calls at once.
     assert moto.most_at_once == 1
+    # Signed with the scope moto reads, and no signature computed (local.botocore_speed).
+    assert {each.split(", Signature=")[1] for each in moto.authorizations} == {"0" * 64}
+    assert all("Credential=local/" in each for each in moto.authorizations)
+    assert all("/us-east-1/dynamodb/aws4_request" in each for each in moto.authorizations)
 
 
 def test_the_workers_sockets_are_in_a_directory_only_this_user_can_enter(pool: WorkerPool) -> None:
