@@ -89,6 +89,15 @@ UPDATES: list[dict[str, Any]] = [
     {"UpdateExpression": "SET n = n + :text", "Values": {":text": {"S": "not a number"}}},
     {"UpdateExpression": "SET = :v", "Values": {":v": {"S": "syntax"}}},
     {"UpdateExpression": "SET pk = :v", "Values": {":v": {"S": "key"}}},
+    # Reserved words, in any case, where a name is read: refused unless given as #names.
+    {"UpdateExpression": "SET status = :v", "Values": {":v": {"S": "reserved"}}},
+    {"UpdateExpression": "SET n = :v, m.Value = :v", "Values": {":v": {"S": "reserved"}}},
+    {
+        "UpdateExpression": "SET n = :z",
+        "Values": {":z": {"N": "4"}},
+        "ConditionExpression": "attribute_exists(n) OR Comment = :z",
+    },
+    {"UpdateExpression": "SET statuses = :v", "Values": {":v": {"S": "not reserved"}}},
     {
         "UpdateExpression": "SET #s = :s, n = :n, tags = :t, m = :m",
         "Values": {
@@ -182,6 +191,18 @@ def run_dynamodb() -> list[Any]:
             answers.append(error.response["Error"])
     for key in ("one", "bin", "absent"):
         answers.append(client.get_item(TableName=table, Key={"pk": {"S": key}}))
+    for projection in ("n, tags", "n, comment", "n, #s"):  # COMMENT is a reserved word
+        try:
+            answers.append(
+                client.get_item(
+                    TableName=table,
+                    Key={"pk": {"S": "one"}},
+                    ProjectionExpression=projection,
+                    **({"ExpressionAttributeNames": {"#s": "status"}} if "#" in projection else {}),
+                )
+            )
+        except ClientError as error:
+            answers.append(error.response["Error"])
     answers.append(
         client.query(
             TableName=table,
