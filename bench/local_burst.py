@@ -136,7 +136,9 @@ def main() -> int:
     out(f"{label} delivered={delivered}/{args.tasks} duplicates={duplicates} early={early}\n")
     if lateness:
         out(
-            f"{label} lateness p50={statistics.median(lateness) * 1000:.0f} ms "
+            f"{label} lateness first={min(lateness) * 1000:.0f} ms "
+            f"p10={percentile(lateness, 0.10) * 1000:.0f} ms "
+            f"p50={statistics.median(lateness) * 1000:.0f} ms "
             f"p99={percentile(lateness, 0.99) * 1000:.0f} ms "
             f"max={max(lateness) * 1000:.0f} ms load_avg={load_average()}\n"
         )
