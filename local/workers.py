@@ -13,12 +13,13 @@ import json
 import logging
 import multiprocessing
 import os
+import selectors
 import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Client, Connection, Listener, wait
+from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any
 
@@ -177,14 +178,19 @@ class _AwsServer:
 
     moto's state is behind one interpreter lock (and DynamoDB's behind one more) anyway: a thread
     per connection only added thread switches and lock hand-offs to each call. None of the
-    functions' calls waits (no long poll), so one call never holds up the others for long."""
+    functions' calls waits (no long poll), so one call never holds up the others for long.
+
+    The connections (one per worker thread that has called AWS, hundreds in a burst) stay
+    registered with one selector: `multiprocessing.connection.wait` registers every one of them
+    again on each call, ~1 µs each, a quarter of a millisecond per call served at 256."""
 
     def __init__(self, dispatch: Dispatch) -> None:
         self._dispatch = dispatch
-        self._connections: list[Connection] = []
+        self._selector = selectors.DefaultSelector()
         self._added: list[Connection] = []
         self._lock = threading.Lock()
         self._wake_reader, self._wake_writer = socket.socketpair()
+        self._selector.register(self._wake_reader, selectors.EVENT_READ)
         self._stopped = False
 
     def add(self, connection: Connection) -> None:
@@ -202,15 +208,18 @@ class _AwsServer:
 
     def run(self) -> None:
         while not self._stopped:
-            for ready in wait([self._wake_reader, *self._connections]):
+            for key, _ in self._selector.select():
+                ready = key.fileobj
                 if ready is self._wake_reader:
                     self._wake_reader.recv(4096)
                     with self._lock:
-                        self._connections.extend(self._added)
-                        self._added.clear()
+                        added, self._added = self._added, []
+                    for connection in added:
+                        self._selector.register(connection, selectors.EVENT_READ)
                 elif not self._serve(ready):  # type: ignore[arg-type]
-                    self._connections.remove(ready)  # type: ignore[arg-type]
+                    self._selector.unregister(ready)
                     ready.close()  # type: ignore[union-attr]
+        self._selector.close()
         self._wake_reader.close()
         self._wake_writer.close()
 

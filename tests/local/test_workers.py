@@ -191,3 +191,35 @@ def test_the_workers_sockets_are_in_a_directory_only_this_user_can_enter(pool: W
     assert sockets.stat().st_mode & 0o777 == 0o700
     assert sockets.stat().st_uid == os.getuid()
     assert {path.name for path in sockets.iterdir()} >= {"main", "worker-0", "worker-1"}
+
+
+def test_the_aws_server_serves_a_connection_added_after_another_one_closed() -> None:
+    """A worker thread's connection that ends is dropped from the server's selector, so a new
+    connection that gets its file number is served, not refused as already registered."""
+    import socket
+    from multiprocessing.connection import Connection
+
+    from local.workers import _AwsServer
+
+    moto = EchoingMoto()
+    server = _AwsServer(moto)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    body = json.dumps({"Key": {"pk": {"S": "k"}}}).encode()
+    try:
+        for round_ in range(3):
+            ours, theirs = socket.socketpair()
+            caller, served = Connection(ours.detach()), Connection(theirs.detach())
+            server.add(served)
+            caller.send(("dynamodb", "POST", "https://x/", {"Authorization": "a"}, body))
+            assert caller.poll(10), f"round {round_}: no answer"
+            assert json.loads(caller.recv()[2]) == {"Item": {"pk": {"S": "k"}}}
+            caller.close()  # the worker thread is gone: the server closes its end
+            deadline = time.monotonic() + 10
+            while not served.closed and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert served.closed
+    finally:
+        server.stop()
+        thread.join(timeout=5)
+    assert moto.calls == 3
