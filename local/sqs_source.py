@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 from typing import Any
 
@@ -42,6 +43,12 @@ class QueuePoller:
         self._batch_size = max(1, batch_size)
         # Batches in flight at once: a poller waits for a free slot before it takes more.
         self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        # Batches go to delivery threads that stay for the next one (a thread started per
+        # batch cost the pollers a thread start, and a wait for it to run, per message).
+        self._batches: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._idle_deliverers = 0
+        self._deliverers: list[threading.Thread] = []
+        self._deliverers_lock = threading.Lock()
         self._stopped = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"sqs-{queue_arn}-{n}", daemon=True)
@@ -55,6 +62,12 @@ class QueuePoller:
     def stop(self) -> None:
         self._stopped.set()
         for thread in self._threads:
+            thread.join(timeout=5)
+        with self._deliverers_lock:
+            deliverers = list(self._deliverers)
+        for _ in deliverers:
+            self._batches.put(None)
+        for thread in deliverers:
             thread.join(timeout=5)
 
     def _run(self) -> None:
@@ -79,9 +92,7 @@ class QueuePoller:
             ]
             self._release(held - len(batches))
             for batch in batches:
-                threading.Thread(
-                    target=self._deliver, args=(batch,), name="sqs-batch", daemon=True
-                ).start()
+                self._hand_over(batch)
 
     def _receive(self, room: int) -> list[dict[str, Any]]:
         # Up to `room` batches of messages: no more than the free slots can run.
@@ -98,11 +109,27 @@ class QueuePoller:
         for _ in range(count):
             self._slots.release()
 
-    def _deliver(self, messages: list[dict[str, Any]]) -> None:
-        try:
-            self._invoke(messages)
-        finally:
-            self._slots.release()
+    def _hand_over(self, batch: list[dict[str, Any]]) -> None:
+        """To an idle delivery thread, or to a new one: never more than the slots in use."""
+        with self._deliverers_lock:
+            start = not self._idle_deliverers
+            if start:
+                thread = threading.Thread(target=self._deliver, name="sqs-batch", daemon=True)
+                self._deliverers.append(thread)
+            else:
+                self._idle_deliverers -= 1
+        self._batches.put(batch)
+        if start:
+            thread.start()
+
+    def _deliver(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            try:
+                self._invoke(batch)
+            finally:
+                with self._deliverers_lock:  # idle before the slot is free: no thread too many
+                    self._idle_deliverers += 1  # this thread takes a batch put from now on
+                self._slots.release()
 
     def _invoke(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(message) for message in messages]}
