@@ -446,6 +446,42 @@ def count_queue_messages_with_one_clock_reading() -> None:
     Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[method-assign,assignment]
 
 
+def delete_sqs_messages_in_one_pass() -> None:
+    """Idempotent. moto's DeleteMessage scans the queue twice (once to find the handle, once to
+    rebuild the queue without the message), asking each message for the list of every receipt
+    handle it has had, built anew for each question: ~75 µs a delete in a queue of 500. The same
+    removal in one pass, comparing the handles in place; a handle no message has had still
+    changes nothing and is refused as moto refuses it."""
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue
+
+    if getattr(Queue.delete_message, _MARK, False):
+        return
+
+    def delete_message(queue: Any, receipt_handle: str) -> None:
+        if receipt_handle in queue.deleted_messages:
+            return  # already deleted: moto (and SQS) accept it again
+        kept = []
+        deleted = []
+        for message in queue._messages:
+            if (
+                message.receipt_handle == receipt_handle
+                or receipt_handle in message._old_receipt_handles
+            ):
+                deleted.append(message)
+            else:
+                kept.append(message)
+        if not deleted:
+            raise ReceiptHandleIsInvalid()
+        for message in deleted:
+            queue.pending_messages.discard(message)
+            queue.deleted_messages.update(message.all_receipt_handles)
+        queue._messages = kept
+
+    setattr(delete_message, _MARK, True)
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
+
+
 def make_moto_cheaper() -> None:
     """Every change in this module (each idempotent)."""
     cache_handler_method_names()
@@ -459,3 +495,4 @@ def make_moto_cheaper() -> None:
     parse_plain_item_requests_directly()
     draw_random_strings_at_once()
     count_queue_messages_with_one_clock_reading()
+    delete_sqs_messages_in_one_pass()

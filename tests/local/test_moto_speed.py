@@ -42,6 +42,17 @@ def test_cheaper_moto_answers_as_moto_does() -> None:
             "ApproximateNumberOfMessagesDelayed": "2",
             "ApproximateNumberOfMessagesNotVisible": "2",
         },
+        ["delay 0", "delay 0"],
+        "deleted",
+        "deleted",  # again: accepted
+        "deleted",  # by a handle from before the message was received again
+        "ReceiptHandleIsInvalid",
+        {
+            "ApproximateNumberOfMessages": "0",
+            "ApproximateNumberOfMessagesDelayed": "2",
+            "ApproximateNumberOfMessagesNotVisible": "1",
+        },
+        [],
         "1",
     ]
 
@@ -61,6 +72,7 @@ def test_the_changes_are_made_once() -> None:
             UpdateExpressionParser.__dict__["make"].__func__,
             BaseJSONSerializer._serialize_result,
             Queue.approximate_number_of_messages_delayed,
+            Queue.delete_message,
         )
 
     make_moto_cheaper()

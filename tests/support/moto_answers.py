@@ -224,6 +224,7 @@ def run_dynamodb() -> list[Any]:
 
 def run_sqs() -> list[Any]:
     import boto3
+    from botocore.exceptions import ClientError
 
     client = boto3.client("sqs", region_name="us-east-1")
     answers: list[Any] = []
@@ -236,6 +237,28 @@ def run_sqs() -> list[Any]:
     answers.append(sorted(message["Body"] for message in received))
     counts = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     answers.append({k: v for k, v in counts.items() if k.startswith("ApproximateNumber")})
+    # Deletes: by the current handle, again, by a handle a message had before it was received
+    # again, and by one no message had.
+    first, second = (message["ReceiptHandle"] for message in received)
+    client.change_message_visibility(QueueUrl=url, ReceiptHandle=second, VisibilityTimeout=0)
+    again = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    answers.append(sorted(message["Body"] for message in again))
+    for handle in (first, first, second, "not-a-handle"):
+        try:
+            client.delete_message(QueueUrl=url, ReceiptHandle=handle)
+            answers.append("deleted")
+        except ClientError as error:
+            answers.append(error.response["Error"]["Code"])
+    counts = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    answers.append({k: v for k, v in counts.items() if k.startswith("ApproximateNumber")})
+    answers.append(
+        sorted(
+            message["Body"]
+            for message in client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0
+            ).get("Messages", [])
+        )
+    )
     fifo = client.create_queue(
         QueueName="deduplicated.fifo",
         Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
