@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import signal
@@ -41,6 +42,10 @@ def main() -> int:
             return EXIT_PORT_IN_USE
         log.error("could not start local mode: %s", error)
         return 1
+    # What start-up made (modules, botocore's models, moto's backends) lives as long as the
+    # process: the collector need not scan it again. A full collection during a burst of 1,000
+    # tasks stalled everything here for ~130 ms, and took 0.23 s of CPU; frozen, 0.04 s.
+    gc.freeze()
     sys.stdout.write(ready_text(stack.api.url, config.api_key, stack.signing_secret))
     sys.stdout.flush()
     stop.wait()

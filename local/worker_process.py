@@ -9,6 +9,7 @@ Events and results cross the process boundary as JSON, as they cross Lambda's.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -59,6 +60,7 @@ def run(spec: FunctionsSpec, addresses: WorkerAddresses) -> None:
     functions = load_functions(
         spec.template, spec.resolve, spec.arns, spec.environment, concurrency=1
     )
+    gc.freeze()  # the functions' modules and clients stay: no collection scans them again
     listener = Listener(addresses.own, family="AF_UNIX")
     threading.Thread(target=_accept, args=(listener, functions), daemon=True).start()
     lifeline = Client(addresses.main, family="AF_UNIX")
