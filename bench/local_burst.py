@@ -127,6 +127,7 @@ def main() -> int:
         own_cpu = time.process_time() - own_before
         time.sleep(2)  # let any duplicate arrive before counting
         got = receiver.requests
+        log_text = local.output
 
     paths = [r.path for r in got]
     lateness = [(r.received_at - run_at).total_seconds() for r in got]
@@ -151,7 +152,19 @@ def main() -> int:
     )
     ok = delivered == args.tasks and not duplicates and not early
     if not ok:
-        sys.stderr.write("FAILED: not every task was delivered exactly once, never early\n")
+        expected = {f"/task/{index}" for index in range(args.tasks)}
+        seen: dict[str, int] = {}
+        for path in paths:
+            seen[path] = seen.get(path, 0) + 1
+        missing = sorted(expected - set(seen))
+        doubled = sorted(path for path, count in seen.items() if count > 1)
+        log_path = Path(tempfile.gettempdir()) / f"local_burst_{os.getpid()}.log"
+        log_path.write_text(log_text, encoding="utf-8")
+        sys.stderr.write(
+            "FAILED: not every task was delivered exactly once, never early: "
+            f"missing {len(missing)} {missing[:5]}, more than once {len(doubled)} {doubled[:5]}, "
+            f"early {early}; local mode's log {log_path}\n"
+        )
     return 0 if ok else 1
 
 

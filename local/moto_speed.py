@@ -451,7 +451,8 @@ def delete_sqs_messages_in_one_pass() -> None:
     rebuild the queue without the message), asking each message for the list of every receipt
     handle it has had, built anew for each question: ~75 µs a delete in a queue of 500. The same
     removal in one pass, comparing the handles in place; a handle no message has had still
-    changes nothing and is refused as moto refuses it."""
+    changes nothing and is refused as moto refuses it. It holds the queue's lock, as receives
+    do here (local.moto_sqs), which moto's does not."""
     from moto.sqs.exceptions import ReceiptHandleIsInvalid
     from moto.sqs.models import Queue
 
@@ -459,24 +460,27 @@ def delete_sqs_messages_in_one_pass() -> None:
         return
 
     def delete_message(queue: Any, receipt_handle: str) -> None:
-        if receipt_handle in queue.deleted_messages:
-            return  # already deleted: moto (and SQS) accept it again
-        kept = []
-        deleted = []
-        for message in queue._messages:
-            if (
-                message.receipt_handle == receipt_handle
-                or receipt_handle in message._old_receipt_handles
-            ):
-                deleted.append(message)
-            else:
-                kept.append(message)
-        if not deleted:
-            raise ReceiptHandleIsInvalid()
-        for message in deleted:
-            queue.pending_messages.discard(message)
-            queue.deleted_messages.update(message.all_receipt_handles)
-        queue._messages = kept
+        # Under the queue's lock (moto's takes none): the queue is rebuilt without the message,
+        # and two deletes side by side could each put back what the other removed.
+        with queue._messages_lock:
+            if receipt_handle in queue.deleted_messages:
+                return  # already deleted: moto (and SQS) accept it again
+            kept = []
+            deleted = []
+            for message in queue._messages:
+                if (
+                    message.receipt_handle == receipt_handle
+                    or receipt_handle in message._old_receipt_handles
+                ):
+                    deleted.append(message)
+                else:
+                    kept.append(message)
+            if not deleted:
+                raise ReceiptHandleIsInvalid()
+            for message in deleted:
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(message.all_receipt_handles)
+            queue._messages = kept
 
     setattr(delete_message, _MARK, True)
     Queue.delete_message = delete_message  # type: ignore[method-assign]

@@ -64,11 +64,8 @@ class QueuePoller:
         for thread in self._threads:
             thread.join(timeout=5)
         with self._deliverers_lock:
-            deliverers = list(self._deliverers)
-        for _ in deliverers:
-            self._batches.put(None)
-        for thread in deliverers:
-            thread.join(timeout=5)
+            for _ in self._deliverers:  # each ends when it is next free; one in flight is
+                self._batches.put(None)  # abandoned, as local mode abandons invocations
 
     def _run(self) -> None:
         while not self._stopped.is_set():

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.moto_speed import delete_sqs_messages_in_one_pass
 from local.moto_sqs import DirectSqs, next_receivable_ms, receive_like_sqs
 from local.sqs_source import QueuePoller
 from tests.support.threads import run_with_frequent_switches
@@ -146,6 +147,35 @@ def test_concurrent_receives_never_take_the_same_message(sqs: Any) -> None:
     run_with_frequent_switches([drain] * 8, timeout=60)
     assert len(taken) == 200
     assert len(set(taken)) == 200
+
+
+def test_concurrent_deletes_each_take_their_message_out_for_good(sqs: Any) -> None:
+    """A delete rebuilds the queue without its message: two side by side must not each put
+    back what the other took out (local.moto_speed holds the queue's lock for it)."""
+    delete_sqs_messages_in_one_pass()
+    url = sqs.create_queue(QueueName="deleted", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    for start in range(0, 400, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(start, start + 10)],
+        )
+    handles: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        handles.extend(message["ReceiptHandle"] for message in messages)
+    assert len(handles) == 400
+    direct = DirectSqs("123456789012", "us-east-1")
+
+    def deleting(share: list[str]) -> Any:
+        def delete() -> None:
+            for handle in share:
+                direct.delete_message(QueueUrl=url, ReceiptHandle=handle)
+
+        return delete
+
+    run_with_frequent_switches([deleting(handles[n::8]) for n in range(8)], timeout=60)
+    left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert left["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert left["ApproximateNumberOfMessages"] == "0"
 
 
 def test_direct_calls_answer_as_boto3_does(sqs: Any) -> None:
