@@ -98,11 +98,18 @@ def _handler_for(receiver_ref: Callable[[], Receiver]) -> type[BaseHTTPRequestHa
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # As a web server's listen backlog (nginx 511, gunicorn 2048): Python's default of 5 drops
+    # connections a burst of deliveries opens at once, and each dropped one is tried again a
+    # second later (TCP's first retransmission), a second of lateness that is not the sender's.
+    request_queue_size = 512
+
+
 @contextmanager
 def running_receiver() -> Iterator[Receiver]:
     holder: list[Receiver] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(lambda: holder[0]))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler_for(lambda: holder[0]))
     holder.append(Receiver(server))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
