@@ -1,7 +1,8 @@
 """The functions' AWS calls served by moto's backends directly, without HTTP.
 
-botocore still builds, signs and parses every call as it does against AWS (the handlers' code
-is unchanged); only the transport differs: instead of an HTTP round trip to moto's server (a
+botocore still builds and parses every call as it does against AWS (the handlers' code is
+unchanged; in worker processes it signs with the credential scope only, local.botocore_speed);
+only the transport differs: instead of an HTTP round trip to moto's server (a
 connection and a thread per call, Flask, and moto's search for the backend on every request),
 the prepared request is handed to the same moto handler in this process, or, from a worker
 process, over a local socket (local.workers) to the process that holds moto's state. A call to
