@@ -127,13 +127,19 @@ def test_batches_hold_at_most_batch_size_and_failed_records_stay(sqs: Any, polli
     assert left["ApproximateNumberOfMessages"] == "0"
 
 
-def test_concurrent_receives_never_take_the_same_message(sqs: Any) -> None:
-    url = sqs.create_queue(QueueName="shared", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
-    for start in range(0, 200, 10):
+def _queue_of(sqs: Any, name: str, count: int) -> str:
+    """A queue holding `count` messages m0, m1, ... (received ones stay hidden ten minutes)."""
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    for start in range(0, count, 10):
         sqs.send_message_batch(
             QueueUrl=url,
             Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(start, start + 10)],
         )
+    return url
+
+
+def test_concurrent_receives_never_take_the_same_message(sqs: Any) -> None:
+    url = _queue_of(sqs, "shared", 200)
     taken: list[str] = []
     lock = threading.Lock()
 
@@ -153,12 +159,7 @@ def test_concurrent_deletes_each_take_their_message_out_for_good(sqs: Any) -> No
     """A delete rebuilds the queue without its message: two side by side must not each put
     back what the other took out (local.moto_speed holds the queue's lock for it)."""
     delete_sqs_messages_in_one_pass()
-    url = sqs.create_queue(QueueName="deleted", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
-    for start in range(0, 400, 10):
-        sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(n), "MessageBody": f"m{n}"} for n in range(start, start + 10)],
-        )
+    url = _queue_of(sqs, "deleted", 400)
     handles: list[str] = []
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         handles.extend(message["ReceiptHandle"] for message in messages)
