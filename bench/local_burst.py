@@ -70,20 +70,6 @@ def listen_overflows() -> int:
     return 0
 
 
-def reference_loop_ms() -> float:
-    """CPU for a fixed piece of pure Python (best of three): how fast this machine runs right
-    now. The same code's CPU per task moves with it (by a third between runs on a shared host),
-    so a run's figures are read next to it."""
-    best = float("inf")
-    for _ in range(3):
-        began = time.process_time()
-        total = 0
-        for number in range(200_000):
-            total += len(str(number)) * (number % 7)
-        best = min(best, time.process_time() - began)
-    return best * 1000
-
-
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -142,7 +128,6 @@ def main() -> int:
 
         # CPU local mode spends from just before run_at to the last delivery: what the burst
         # costs, whatever else the machine is running.
-        reference_ms = reference_loop_ms()
         time.sleep(max(0.0, (run_at - datetime.now(UTC)).total_seconds() - 1))
         cpu_before = cpu_seconds(local.process.pid)
         overflows_before = listen_overflows()
@@ -176,8 +161,7 @@ def main() -> int:
     out(
         f"{label} burst_cpu main={main_cpu:.1f}s ({main_cpu / args.tasks * 1000:.1f} ms/task) "
         f"workers={workers_cpu:.1f}s ({workers_cpu / args.tasks * 1000:.1f} ms/task) "
-        f"receiver={own_cpu:.1f}s ({own_cpu / args.tasks * 1000:.1f} ms/task) "
-        f"reference_loop={reference_ms:.0f} ms\n"
+        f"receiver={own_cpu:.1f}s ({own_cpu / args.tasks * 1000:.1f} ms/task)\n"
     )
     ok = delivered == args.tasks and not duplicates and not early
     if not ok:
