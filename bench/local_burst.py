@@ -7,10 +7,12 @@ both backends). Starts `python -m local` on a free port (with the rules quota ra
 task count, as a quota increase would on AWS) and a webhook receiver on 127.0.0.1, schedules the
 tasks concurrently, waits for the deliveries, and prints one line per figure, each starting with
 the machine's core count and the backend, so runs on different machines compare: the scheduling
-rate, the deliveries, their lateness, and the CPU spent on the burst by local mode's main
+rate, the deliveries, their lateness (with the connections the machine dropped for a full listen
+backlog meanwhile, each a second late), and the CPU spent on the burst by local mode's main
 process (which holds moto's state), by its workers, and by this process (the receiver, and the
 reading of local mode's log): the machine's load does not change these.
-Exits 0 when every task was delivered exactly once, never early.
+Exits 0 when every task was delivered exactly once, never early; otherwise it names the tasks
+missing or delivered more than once, and keeps local mode's log in a file.
 
 The due second is in the first minute that begins at least `--minutes-ahead` minutes (and 30 s)
 after the start: how a task travels to it (a rule or schedule, the retry queue's delayed
