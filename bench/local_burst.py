@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,11 +168,8 @@ def main() -> int:
     )
     ok = delivered == args.tasks and not duplicates and not early
     if not ok:
-        expected = {f"/task/{index}" for index in range(args.tasks)}
-        seen: dict[str, int] = {}
-        for path in paths:
-            seen[path] = seen.get(path, 0) + 1
-        missing = sorted(expected - set(seen))
+        seen = Counter(paths)
+        missing = sorted({f"/task/{index}" for index in range(args.tasks)} - seen.keys())
         doubled = sorted(path for path, count in seen.items() if count > 1)
         log_path = Path(tempfile.gettempdir()) / f"local_burst_{os.getpid()}.log"
         log_path.write_text(log_text, encoding="utf-8")

@@ -44,10 +44,12 @@ class QueuePoller:
         # Batches in flight at once: a poller waits for a free slot before it takes more.
         self._slots = threading.BoundedSemaphore(max(1, concurrency))
         # Batches go to delivery threads that stay for the next one (a thread started per
-        # batch cost the pollers a thread start, and a wait for it to run, per message).
+        # batch cost the pollers a thread start, and a wait for it to run, per message). Not a
+        # ThreadPoolExecutor: its threads hold the interpreter's exit until their invocation
+        # ends, and local mode abandons invocations in flight when it stops.
         self._batches: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._deliverers = 0
         self._idle_deliverers = 0
-        self._deliverers: list[threading.Thread] = []
         self._deliverers_lock = threading.Lock()
         self._stopped = threading.Event()
         self._threads = [
@@ -64,8 +66,8 @@ class QueuePoller:
         for thread in self._threads:
             thread.join(timeout=5)
         with self._deliverers_lock:
-            for _ in self._deliverers:  # each ends when it is next free; one in flight is
-                self._batches.put(None)  # abandoned, as local mode abandons invocations
+            for _ in range(self._deliverers):  # each ends when it is next free; one in flight
+                self._batches.put(None)  # is abandoned, as local mode abandons invocations
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -111,13 +113,12 @@ class QueuePoller:
         with self._deliverers_lock:
             start = not self._idle_deliverers
             if start:
-                thread = threading.Thread(target=self._deliver, name="sqs-batch", daemon=True)
-                self._deliverers.append(thread)
+                self._deliverers += 1
             else:
                 self._idle_deliverers -= 1
         self._batches.put(batch)
         if start:
-            thread.start()
+            threading.Thread(target=self._deliver, name="sqs-batch", daemon=True).start()
 
     def _deliver(self) -> None:
         while (batch := self._batches.get()) is not None:
